@@ -1,0 +1,3 @@
+"""enet: train, evaluate and compare EfficientNet and XResNet image classifiers."""
+
+__version__ = "0.1.0"

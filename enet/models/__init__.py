@@ -1,0 +1,112 @@
+"""The model registry: `create_model(name, num_classes, **options)` and `list_models()`."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import EnetError
+from . import efficientnet, xresnet
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows of a model before building it."""
+
+    name: str
+    family: str  # "efficientnet" or "xresnet"
+    resolution: int  # default input size, pixels
+    dropout: float  # default dropout before the classifier
+    builder: Callable[..., nn.Module]
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The keyword options `create_model` accepts for this model."""
+        params = inspect.signature(self.builder).parameters.values()
+        return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+    def params(self, num_classes: int = 1000) -> int:
+        """Number of parameters (weights and biases, not BatchNorm buffers)."""
+        return _count_params(self.name, num_classes)
+
+    def gflops(self, resolution: int | None = None, num_classes: int = 1000) -> float:
+        """Forward GFLOPs for one image (a multiply-add counts as 2 FLOPs)."""
+        return _count_gflops(self.name, resolution or self.resolution, num_classes)
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+for _name, _v in efficientnet.VARIANTS.items():
+    _REGISTRY[_name] = ModelInfo(
+        _name,
+        "efficientnet",
+        _v.resolution,
+        _v.dropout,
+        functools.partial(efficientnet.build_efficientnet, _name),
+    )
+for _name in xresnet.VARIANTS:
+    _REGISTRY[_name] = ModelInfo(
+        _name,
+        "xresnet",
+        xresnet.DEFAULT_RESOLUTION,
+        0.0,
+        functools.partial(xresnet.build_xresnet, _name),
+    )
+
+
+def list_models() -> list[str]:
+    """Names of every registered model, in table order."""
+    return list(_REGISTRY)
+
+
+def get_model_info(name: str) -> ModelInfo:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise EnetError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}") from None
+
+
+def create_model(name: str, num_classes: int = 1000, **options: object) -> nn.Module:
+    """Build a registered model with freshly initialised weights.
+
+    Options (see `ModelInfo.options`): EfficientNet takes `drop_connect_rate`, `dropout`,
+    `msd_samples`; XResNet takes `act`, `dropout`, `msd_samples`. Unknown options are an error.
+    """
+    info = get_model_info(name)
+    unknown = sorted(set(options) - set(info.options))
+    if unknown:
+        raise EnetError(
+            f"model {name} has no option {unknown[0]!r}; its options: {', '.join(info.options)}"
+        )
+    if num_classes < 1:
+        raise EnetError(f"num_classes must be >= 1, got {num_classes}")
+    try:
+        return info.builder(num_classes, **options)
+    except ValueError as err:
+        raise EnetError(f"model {name}: {err}") from None
+
+
+@functools.lru_cache(maxsize=None)
+def _count_params(name: str, num_classes: int) -> int:
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        model = create_model(name, num_classes)
+    return sum(p.numel() for p in model.parameters())
+
+
+@functools.lru_cache(maxsize=None)
+def _count_gflops(name: str, resolution: int, num_classes: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = create_model(name, num_classes).eval()
+        image = torch.empty(1, 3, resolution, resolution)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(image)
+    return counter.get_total_flops() / 1e9
+
+
+__all__ = ["ModelInfo", "create_model", "get_model_info", "list_models"]

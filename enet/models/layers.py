@@ -1,0 +1,130 @@
+"""Building blocks shared by the model families: conv-BN-act, squeeze-excite, drop-connect, heads.
+
+Blocks are code; which block goes where (and with what drop-connect rate) is decided by each
+family's builder from its table of data.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = ("relu", "silu", "mish")
+
+
+def make_act(name: str) -> nn.Module:
+    """An activation module by name (in place: every block's activation input is a fresh tensor)."""
+    if name == "relu":
+        return nn.ReLU(inplace=True)
+    if name == "silu":
+        return nn.SiLU(inplace=True)
+    if name == "mish":
+        return nn.Mish(inplace=True)
+    raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round channels to a multiple of `divisor`, never below 90% of the unrounded value."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+class ConvBnAct(nn.Sequential):
+    """k x k convolution (no bias, 'same' padding for odd k), BatchNorm, optional activation."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        groups: int = 1,
+        act: str | None = "silu",
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.1,
+        zero_init_bn: bool = False,
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=(kernel_size - 1) // 2,
+            groups=groups,
+            bias=False,
+        )
+        self.bn = nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum)
+        if zero_init_bn:
+            # The block starts as its shortcut alone (Goyal et al. 2017; fastai's BatchZero).
+            nn.init.zeros_(self.bn.weight)
+        if act is not None:
+            self.act = make_act(act)
+
+
+class SqueezeExcite(nn.Module):
+    """Channel attention: mean over H, W -> 1x1 reduce -> act -> 1x1 expand -> sigmoid gate."""
+
+    def __init__(self, channels: int, squeeze_channels: int, act: str = "silu") -> None:
+        super().__init__()
+        self.reduce = nn.Conv2d(channels, squeeze_channels, 1)
+        self.act = make_act(act)
+        self.expand = nn.Conv2d(squeeze_channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # A plain mean rather than AdaptiveAvgPool2d: same value, cheaper in channels_last and
+        # under autocast.
+        scale = x.mean((2, 3), keepdim=True)  # (N, C, 1, 1)
+        scale = self.expand(self.act(self.reduce(scale)))
+        return x * torch.sigmoid(scale)
+
+
+def drop_connect(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Per-sample stochastic depth: zero the whole branch of a sample with probability `rate`.
+
+    Survivors are scaled by 1 / (1 - rate), so the expected value equals the eval-mode output.
+    """
+    if not training or rate == 0.0:
+        return x
+    keep = 1.0 - rate
+    mask = torch.empty((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype, device=x.device)
+    mask.bernoulli_(keep).div_(keep)
+    return x * mask
+
+
+class ClassifierHead(nn.Module):
+    """Global average pool, flatten, dropout, linear; Multi-Sample Dropout when msd_samples > 1.
+
+    Multi-Sample Dropout (Inoue 2019, arXiv 1905.09788): K dropout masks on the same pooled
+    features, each through the one shared linear layer, and the K logits averaged. The layer is
+    linear, so the mean of the K logits equals the layer applied to the mean of the K masked
+    feature vectors: one matrix multiply instead of K. In eval mode dropout is the identity and
+    the head is exactly the plain one.
+    """
+
+    def __init__(
+        self, in_features: int, num_classes: int, dropout: float = 0.0, msd_samples: int = 1
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if msd_samples < 1:
+            raise ValueError(f"msd_samples must be >= 1, got {msd_samples}")
+        self.dropout = dropout
+        self.msd_samples = msd_samples
+        self.fc = nn.Linear(in_features, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.mean((2, 3))  # (N, C)
+        if self.training and self.dropout > 0.0 and self.msd_samples > 1:
+            samples = x.unsqueeze(0).expand(self.msd_samples, *x.shape)  # (K, N, C)
+            x = F.dropout(samples, self.dropout, training=True).mean(0)
+        else:
+            x = F.dropout(x, self.dropout, training=self.training)
+        return self.fc(x)
+
+    def extra_repr(self) -> str:
+        return f"dropout={self.dropout}, msd_samples={self.msd_samples}"

@@ -1,0 +1,38 @@
+"""Shared test helpers: running the real `enet` CLI, and the optional full Imagenette copy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_enet(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600,
+             check: bool = False) -> subprocess.CompletedProcess:
+    """Run `python -m enet ARGS` as a user would, capturing its output."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120", **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "enet", *args],
+        cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"enet {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def imagenette_path() -> Path:
+    """The full Imagenette copy named by ENET_TEST_DATA; tests that need it skip without it."""
+    value = os.environ.get("ENET_TEST_DATA")
+    if not value:
+        pytest.skip("ENET_TEST_DATA is not set (point it at ../shared/data/imagenette-224)")
+    path = Path(value)
+    if not (path / "train").is_dir():
+        pytest.skip(f"ENET_TEST_DATA={value} has no train/ folder")
+    return path

@@ -1,0 +1,245 @@
+"""Models: exact architectures (against torchvision and fastai) and registry-wide behaviour."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from enet.errors import EnetError
+from enet.models import create_model, get_model_info, list_models
+from enet.models.efficientnet import MBConv, load_torchvision_weights
+from enet.models.layers import ClassifierHead, drop_connect, make_divisible
+
+EFFICIENTNETS = [f"efficientnet_b{i}" for i in range(8)]
+XRESNETS = ["xresnet18", "xresnet34", "xresnet50", "xresnet101", "xresnet152"]
+
+# torchvision's efficientnet_bN parameter counts (1000 classes).
+TORCHVISION_PARAMS = {
+    "efficientnet_b0": 5_288_548,
+    "efficientnet_b1": 7_794_184,
+    "efficientnet_b2": 9_109_994,
+    "efficientnet_b3": 12_233_232,
+    "efficientnet_b4": 19_341_616,
+    "efficientnet_b5": 30_389_784,
+    "efficientnet_b6": 43_040_704,
+    "efficientnet_b7": 66_347_960,
+}
+# fastai v2 xresnetN(n_out=1000) and (n_out=10).
+FASTAI_PARAMS = {
+    "xresnet18": (11_708_744, 11_200_874),
+    "xresnet34": (21_816_904, 21_309_034),
+    "xresnet50": (25_576_264, 23_547_754),
+    "xresnet101": (44_568_392, 42_539_882),
+    "xresnet152": (60_212_040, 58_183_530),
+}
+
+
+def test_registry_names():
+    assert list_models() == EFFICIENTNETS + XRESNETS
+
+
+@pytest.mark.parametrize("name", EFFICIENTNETS)
+def test_efficientnet_params_equal_torchvision(name):
+    assert get_model_info(name).params(1000) == TORCHVISION_PARAMS[name]
+    model = create_model(name, 1000)
+    assert sum(p.numel() for p in model.parameters()) == TORCHVISION_PARAMS[name]
+
+
+@pytest.mark.parametrize("name", XRESNETS)
+def test_xresnet_params_equal_fastai(name):
+    thousand, ten = FASTAI_PARAMS[name]
+    assert get_model_info(name).params(1000) == thousand
+    assert get_model_info(name).params(10) == ten
+
+
+@pytest.mark.parametrize("name", EFFICIENTNETS)
+def test_efficientnet_matches_torchvision_function(name):
+    """A random torchvision model and ours with its mapped weights compute the same function."""
+    torch.manual_seed(0)
+    theirs = getattr(torchvision.models, name)(num_classes=7).eval()
+    # Non-trivial BatchNorm statistics, so the mapping of every buffer is exercised.
+    for m in theirs.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.8, 1.2)
+    ours = create_model(name, num_classes=7).eval()
+    load_torchvision_weights(ours, theirs.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        diff = (ours(x) - theirs(x)).abs().max().item()
+    assert diff < 1e-4
+
+
+def test_load_torchvision_weights_rejects_other_variant():
+    ours = create_model("efficientnet_b0", 10)
+    theirs = torchvision.models.efficientnet_b1(num_classes=10)
+    with pytest.raises(ValueError, match="not a matching|shape mismatch"):
+        load_torchvision_weights(ours, theirs.state_dict())
+
+
+@pytest.mark.parametrize(
+    "name, tv_ops_gmac, res",
+    # torchvision's published GFLOPS (multiply-adds) of its weights, at their crop size.
+    [("efficientnet_b0", 0.386, 224), ("efficientnet_b3", 1.827, 300), ("efficientnet_b7", 37.746, 600)],
+)
+def test_gflops_match_torchvision_published(name, tv_ops_gmac, res):
+    assert get_model_info(name).gflops(res) / 2 == pytest.approx(tv_ops_gmac, abs=0.001)
+
+
+def test_scaling_rules():
+    assert make_divisible(32 * 1.1) == 32  # 35.2 rounds to 32, which keeps over 90%
+    assert make_divisible(11) == 16  # 8 would be under 90% of 11, so one step up
+    assert make_divisible(16 * 1.8) == 32
+    assert make_divisible(320 * 2.0) == 640
+    b3 = create_model("efficientnet_b3")
+    assert b3.stem.conv.out_channels == 40
+    assert b3.head_conv.conv.out_channels == 1536
+    assert [len(s) for s in b3.stages] == [2, 3, 3, 5, 5, 6, 2]  # ceil(repeats * 1.4)
+    b7 = create_model("efficientnet_b7")
+    assert b7.stem.conv.out_channels == 64 and b7.head_conv.conv.out_channels == 2560
+
+
+def test_efficientnet_blocks():
+    model = create_model("efficientnet_b0", drop_connect_rate=0.2)
+    blocks = [b for stage in model.stages for b in stage]
+    assert len(blocks) == 16
+    rates = [b.drop_connect_rate for b in blocks]
+    assert rates == pytest.approx([0.2 * i / 16 for i in range(16)])
+    first = blocks[0]
+    assert isinstance(first.expand, nn.Identity)  # expand ratio 1: no expansion conv
+    assert first.se.reduce.out_channels == 8  # a quarter of the 32 input channels
+    assert blocks[1].se.reduce.out_channels == 4  # 16 // 4, though the block expands to 96
+    assert blocks[1].depthwise.conv.groups == 96
+    assert not hasattr(first.project, "act")  # linear projection
+    shortcut = [b.has_shortcut for b in blocks]
+    assert shortcut == [False, False, True, False, True, False, True, True,
+                        False, True, True, False, True, True, True, False]
+
+
+def test_xresnet_structure():
+    model = create_model("xresnet50", 10)
+    stem_convs = [m for m in model.stem if hasattr(m, "conv")]
+    assert [c.conv.out_channels for c in stem_convs] == [32, 32, 64]
+    assert [c.conv.stride[0] for c in stem_convs] == [2, 1, 1]
+    assert isinstance(model.stem[-1], nn.MaxPool2d)
+    assert [len(s) for s in model.stages] == [3, 4, 6, 3]
+    for stage in model.stages:
+        for block in stage:
+            # the last BatchNorm of every block starts at zero, the others at one
+            assert torch.all(block.convs[-1].bn.weight == 0)
+            assert torch.all(block.convs[0].bn.weight == 1)
+    strided = model.stages[1][0]
+    pool, proj = strided.shortcut
+    assert isinstance(pool, nn.AvgPool2d) and pool.ceil_mode and pool.kernel_size == 2
+    assert proj.conv.kernel_size == (1, 1) and proj.conv.stride == (1, 1)
+    assert strided.convs[1].conv.stride == (2, 2)  # bottleneck strides in its 3x3
+    # zero-initialised blocks: at init every block is its shortcut, then ReLU
+    x = torch.randn(2, 256, 8, 8)
+    block = model.stages[0][1].eval()
+    assert torch.equal(block(x), torch.relu(x))
+    silu = create_model("xresnet18", 10, act="silu")
+    assert isinstance(silu.stages[0][0].act, nn.SiLU)
+
+
+def test_unknown_model_and_option_are_clear_errors():
+    with pytest.raises(EnetError, match="unknown model 'effnet'.*efficientnet_b0.*xresnet152"):
+        create_model("effnet")
+    with pytest.raises(EnetError, match="no option 'act'"):
+        create_model("efficientnet_b0", act="relu")
+    with pytest.raises(EnetError, match="drop_connect_rate"):
+        create_model("efficientnet_b0", drop_connect_rate=1.5)
+
+
+def _training_options(name: str) -> dict:
+    # No stochastic parts, so every parameter gets a deterministic, non-zero gradient.
+    opts: dict = {"dropout": 0.0}
+    if name.startswith("efficientnet"):
+        opts["drop_connect_rate"] = 0.0
+    return opts
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_registry_forward_backward(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=5, **_training_options(name))
+    # Un-zero the zero-initialised BatchNorms so the convs before them get gradients too.
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+    x = torch.randn(2, 3, 32, 32)
+    out = model(x)
+    assert out.shape == (2, 5)
+    assert torch.isfinite(out).all()
+    nn.functional.cross_entropy(out, torch.tensor([1, 3])).backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, pname
+        assert torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, f"{pname} got no gradient"
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_registry_channels_last_and_msd_eval(name):
+    torch.manual_seed(0)
+    plain = create_model(name, num_classes=3, dropout=0.5).eval()
+    msd = create_model(name, num_classes=3, dropout=0.5, msd_samples=4).eval()
+    msd.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        ref = plain(x)
+        # Multi-Sample Dropout head is exactly the plain head in eval mode
+        assert torch.equal(msd(x), ref)
+        # eval mode is deterministic: drop-connect and dropout are off
+        assert torch.equal(plain(x), ref)
+        cl = plain.to(memory_format=torch.channels_last)
+        out_cl = cl(x.to(memory_format=torch.channels_last))
+    assert torch.allclose(out_cl, ref, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", EFFICIENTNETS)
+def test_drop_connect_keeps_expected_value(name):
+    """The deepest block with a shortcut: train-mode mean over many samples = eval output."""
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=3, drop_connect_rate=0.5).eval()
+    block = [b for b in model.modules() if isinstance(b, MBConv) and b.has_shortcut][-1]
+    assert block.drop_connect_rate > 0.4
+    c = block.project.conv.out_channels
+    n = 2000
+    x = torch.randn(1, c, 2, 2).expand(n, c, 2, 2)  # one sample, n independent masks
+    with torch.no_grad():
+        expected = block(x[:1])
+        block.training = True  # drop-connect on, BatchNorm (its children) stays in eval mode
+        out = block(x)
+    branch = expected - x[:1]
+    dropped = (out - x).flatten(1).abs().sum(1) == 0
+    assert dropped.float().mean().item() == pytest.approx(block.drop_connect_rate, abs=0.05)
+    # mean over masks of (mask / keep) is 1 with std ~0.5/0.5/sqrt(n) = 0.022: allow 4.5 std
+    assert torch.allclose(out.mean(0, keepdim=True), expected, atol=0.1 * branch.abs().max())
+
+
+def test_drop_connect_function():
+    x = torch.ones(10000, 3)
+    out = drop_connect(x, 0.25, training=True)
+    kept = out[:, 0] != 0
+    assert kept.float().mean().item() == pytest.approx(0.75, abs=0.02)
+    assert torch.allclose(out[kept], torch.full_like(out[kept], 1 / 0.75))
+    assert out.mean().item() == pytest.approx(1.0, abs=0.03)
+    assert drop_connect(x, 0.25, training=False) is x
+
+
+def test_msd_head_training():
+    torch.manual_seed(0)
+    feats = torch.randn(8, 16, 2, 2)
+    head = ClassifierHead(16, 4, dropout=0.5, msd_samples=8)
+    ref = head.eval()(feats)
+    head.train()
+    outs = torch.stack([head(feats) for _ in range(400)])
+    # each call differs (masks are random), the mean approaches the plain head
+    assert not torch.equal(outs[0], outs[1])
+    assert torch.allclose(outs.mean(0), ref, atol=0.1)
+    # averaging K masks lowers the variance against a single-sample head
+    single = ClassifierHead(16, 4, dropout=0.5, msd_samples=1)
+    single.load_state_dict(head.state_dict())
+    single_outs = torch.stack([single(feats) for _ in range(400)])
+    assert outs.var(0).mean() < 0.3 * single_outs.var(0).mean()
