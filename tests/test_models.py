@@ -82,7 +82,11 @@ def test_load_torchvision_weights_rejects_other_variant():
 @pytest.mark.parametrize(
     "name, tv_ops_gmac, res",
     # torchvision's published GFLOPS (multiply-adds) of its weights, at their crop size.
-    [("efficientnet_b0", 0.386, 224), ("efficientnet_b3", 1.827, 300), ("efficientnet_b7", 37.746, 600)],
+    [
+        ("efficientnet_b0", 0.386, 224),
+        ("efficientnet_b3", 1.827, 300),
+        ("efficientnet_b7", 37.746, 600),
+    ],
 )
 def test_gflops_match_torchvision_published(name, tv_ops_gmac, res):
     assert get_model_info(name).gflops(res) / 2 == pytest.approx(tv_ops_gmac, abs=0.001)
@@ -114,8 +118,24 @@ def test_efficientnet_blocks():
     assert blocks[1].depthwise.conv.groups == 96
     assert not hasattr(first.project, "act")  # linear projection
     shortcut = [b.has_shortcut for b in blocks]
-    assert shortcut == [False, False, True, False, True, False, True, True,
-                        False, True, True, False, True, True, True, False]
+    assert shortcut == [
+        False,
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        True,
+        False,
+        True,
+        True,
+        False,
+        True,
+        True,
+        True,
+        False,
+    ]
 
 
 def test_xresnet_structure():

@@ -90,14 +90,14 @@ def create_model(name: str, num_classes: int = 1000, **options: object) -> nn.Mo
         raise EnetError(f"model {name}: {err}") from None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _count_params(name: str, num_classes: int) -> int:
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
         model = create_model(name, num_classes)
     return sum(p.numel() for p in model.parameters())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _count_gflops(name: str, resolution: int, num_classes: int) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 

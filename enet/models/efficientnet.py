@@ -16,7 +16,6 @@ from torch import nn
 
 from .layers import ClassifierHead, ConvBnAct, SqueezeExcite, drop_connect, make_divisible
 
-
 # ---------------------------------------------------------------------------------------------
 # blocks
 
