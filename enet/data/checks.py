@@ -1,0 +1,208 @@
+"""Finding the files that would stop a run: a quick header check and a full decode check.
+
+DALI aborts the whole pipeline on one undecodable file and cannot skip it, so enet removes bad
+files from the file list before any loader sees it. Two levels:
+
+- `quick_problem(path)`: reads a file's first and last bytes: empty, not an image, a JPEG or PNG
+  cut short. Cheap enough to run on every listing; its results are cached by file signature.
+- `decode_problem(path)`: decodes the whole file with Pillow (`enet data check`), which also finds
+  corruption inside a file. Its findings are stored in the cache folder (never in the dataset)
+  and every later listing of that dataset skips them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..fileio import write_json_atomic
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"IEND\xaeB`\x82"
+
+
+def cache_dir() -> Path:
+    """Where enet keeps downloads and check results: $ENET_DATA_DIR, default ~/.cache/enet."""
+    return Path(os.environ.get("ENET_DATA_DIR") or Path.home() / ".cache" / "enet")
+
+
+def sniff_format(head: bytes) -> str | None:
+    if head.startswith(JPEG_MAGIC):
+        return "jpeg"
+    if head.startswith(PNG_MAGIC):
+        return "png"
+    return None
+
+
+def quick_problem(path: str | os.PathLike, size: int | None = None) -> str | None:
+    """A reason this file cannot be an intact JPEG or PNG, from its first and last bytes."""
+    try:
+        size = os.path.getsize(path) if size is None else size
+        if size == 0:
+            return "empty file"
+        with open(path, "rb") as f:
+            head = f.read(8)
+            f.seek(max(0, size - 64))
+            tail = f.read(64)
+    except OSError as err:
+        return f"unreadable: {err.strerror or err}"
+    kind = sniff_format(head)
+    if kind is None:
+        return "not a JPEG or PNG image"
+    # Trailing zero padding after the end marker is harmless and common.
+    tail = tail.rstrip(b"\x00")
+    if kind == "jpeg" and not tail.endswith(b"\xff\xd9"):
+        return "truncated JPEG (no end-of-image marker)"
+    if kind == "png" and not tail.endswith(PNG_END):
+        return "truncated PNG (no IEND chunk)"
+    return None
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str
+    problem: str | None  # None: decodes fine
+    note: str | None = None  # e.g. a PNG named .JPEG: loads, but worth knowing
+
+
+def decode_problem(path: str) -> Finding:
+    """Decode the whole file with Pillow, as a loader would; never raises."""
+    from PIL import Image, UnidentifiedImageError
+
+    quick = quick_problem(path)
+    if quick in ("empty file",) or (quick or "").startswith("unreadable"):
+        return Finding(path, quick)
+    try:
+        with Image.open(path) as im:
+            fmt = im.format
+            im.convert("RGB").load()
+    except UnidentifiedImageError:
+        return Finding(path, "not an image")
+    except (OSError, SyntaxError, ValueError) as err:
+        return Finding(path, f"truncated or corrupt: {err}")
+    if quick is not None:
+        # Pillow tolerates what DALI may not (e.g. a missing end marker): still unsafe.
+        return Finding(path, quick)
+    note = None
+    ext = Path(path).suffix.lower()
+    expected = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}.get(ext)
+    if expected and fmt and fmt != expected:
+        note = f"{fmt} content with a {Path(path).suffix} name (loads fine)"
+    return Finding(path, None, note)
+
+
+# ---------------------------------------------------------------------------------------------
+# cached results, kept per dataset root in the cache folder
+
+
+def _cache_file(root: Path, kind: str) -> Path:
+    root = root.resolve()
+    key = hashlib.sha1(str(root).encode()).hexdigest()[:16]
+    return cache_dir() / "checks" / f"{root.name}-{key}.{kind}.json"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+FileStat = tuple[str, int, int]  # path, size in bytes, mtime in ns
+
+
+def quick_check_cached(root: Path, files: Iterable[FileStat]) -> dict[str, str]:
+    """Quick problems of `files` (path -> reason), reusing results for unchanged files."""
+    cache_path = _cache_file(root, "quick")
+    cached = _read_json(cache_path).get("files", {})
+    results: dict[str, list] = {}
+    problems: dict[str, str] = {}
+    changed = False
+    for path, size, mtime in files:
+        entry = cached.get(path)
+        if entry is not None and entry[0] == size and entry[1] == mtime:
+            reason = entry[2]
+        else:
+            reason = quick_problem(path, size)
+            changed = True
+        results[path] = [size, mtime, reason]
+        if reason:
+            problems[path] = reason
+    if changed or len(results) != len(cached):
+        try:
+            write_json_atomic(cache_path, {"root": str(root.resolve()), "files": results})
+        except OSError:
+            pass  # a read-only cache only costs the re-check next time
+    return problems
+
+
+def save_decode_findings(root: Path, findings: list[Finding]) -> Path:
+    """Store `enet data check` results (problems and notes) in the cache folder."""
+    entries = []
+    for f in findings:
+        if f.problem is None and f.note is None:
+            continue
+        st = os.stat(f.path) if os.path.exists(f.path) else None
+        entries.append(
+            dict(
+                path=f.path,
+                size=st.st_size if st else -1,
+                mtime_ns=st.st_mtime_ns if st else -1,
+                problem=f.problem,
+                note=f.note,
+            )
+        )
+    path = _cache_file(root, "decode")
+    write_json_atomic(path, {"root": str(root.resolve()), "files": entries})
+    return path
+
+
+def known_decode_problems(root: Path, stats: dict[str, tuple[int, int]]) -> dict[str, str]:
+    """Problems found by an earlier `enet data check`, for files unchanged since then."""
+    out = {}
+    for e in _read_json(_cache_file(root, "decode")).get("files", []):
+        if e.get("problem") and stats.get(e["path"]) == (e["size"], e["mtime_ns"]):
+            out[e["path"]] = e["problem"]
+    return out
+
+
+@dataclass
+class CheckReport:
+    root: Path
+    total: int
+    problems: list[Finding]
+    notes: list[Finding]
+    saved_to: Path
+
+
+def check_dataset(data: str, workers: int | None = None, quiet: bool = False) -> CheckReport:
+    """Decode every image of DATA in a process pool; store and return what is wrong."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from rich.progress import Progress
+
+    from .datasets import index_dataset, resolve_data
+
+    root = resolve_data(data)
+    index = index_dataset(root, check=False)
+    paths = list(index.train.files + index.val.files)
+    workers = workers or max(1, len(os.sched_getaffinity(0)))
+    findings: list[Finding] = []
+    with ProcessPoolExecutor(workers) as pool, Progress(disable=quiet, transient=True) as bar:
+        task = bar.add_task(f"decoding {len(paths)} images", total=len(paths))
+        for finding in pool.map(decode_problem, paths, chunksize=64):
+            findings.append(finding)
+            bar.advance(task)
+    saved = save_decode_findings(root, findings)
+    return CheckReport(
+        root=root,
+        total=len(paths),
+        problems=[f for f in findings if f.problem],
+        notes=[f for f in findings if f.note],
+        saved_to=saved,
+    )

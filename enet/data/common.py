@@ -1,0 +1,129 @@
+"""What both loader backends share: the epoch order, sharding, seeds, normalisation, position.
+
+enet owns the sample order: epoch e visits the training files in a permutation seeded by
+(seed, e), rank r of w takes every w-th sample of it, and batches are consecutive slices. Both
+backends therefore read the same files in the same batches, and a run resumes at any batch by
+index. Every random draw of the torch backend (and enet's RandAugment in both) comes from a
+generator seeded by (seed, epoch, batch, rank): reproducible in any worker process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """The training order of one rank: which sample indices form batch b of epoch e."""
+
+    num_samples: int  # in the whole split
+    batch_size: int
+    seed: int
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def per_rank(self) -> int:
+        # every rank gets the same number: the few left over change from epoch to epoch
+        return self.num_samples // self.world_size
+
+    def __len__(self) -> int:
+        """Full batches per epoch (the last partial one is dropped, as for BatchNorm's sake)."""
+        return self.per_rank // self.batch_size
+
+    def epoch_indices(self, epoch: int) -> np.ndarray:
+        perm = np.random.default_rng([self.seed, epoch]).permutation(self.num_samples)
+        mine = perm[: self.per_rank * self.world_size][self.rank :: self.world_size]
+        return mine[: len(self) * self.batch_size].reshape(len(self), self.batch_size)
+
+    def batch_seed(self, epoch: int, batch: int) -> int:
+        return seed_of(self.seed, epoch, batch, self.rank)
+
+
+def seed_of(*parts: int) -> int:
+    """A 63-bit seed from a tuple of integers (numpy's SeedSequence mixes them well)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def eval_shard(num_samples: int, rank: int, world_size: int) -> range:
+    """Contiguous, disjoint shards covering every sample exactly once (sizes differ by <= 1)."""
+    start = num_samples * rank // world_size
+    end = num_samples * (rank + 1) // world_size
+    return range(start, end)
+
+
+def eval_batches(num_samples: int, batch_size: int, rank: int, world_size: int) -> list[range]:
+    shard = eval_shard(num_samples, rank, world_size)
+    return [shard[i : i + batch_size] for i in range(0, len(shard), batch_size)]
+
+
+class Normalizer:
+    """uint8 images (N, C, H, W, any strides) -> float on `device`, ImageNet mean/std applied.
+
+    Done on the training device: the workers move a quarter of the bytes, and the subtraction
+    and division run where they cost least.
+    """
+
+    def __init__(self, device: torch.device, channels_last: bool) -> None:
+        self.device = device
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True)
+        out = images.to(dtype=torch.float32, memory_format=self.memory_format)
+        return out.sub_(self.mean).div_(self.std)
+
+
+class TrainLoaderBase:
+    """Re-iterable training loader with a position: each `iter()` runs one epoch from it.
+
+    `state_dict()` after consuming batch b of epoch e says (e, b + 1), so a resumed loader
+    starts with the next batch; backends add what they need to reproduce their randomness.
+    """
+
+    backend = "?"
+
+    def __init__(self, plan: TrainPlan) -> None:
+        self.plan = plan
+        self.epoch = 0
+        self.batch = 0
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.plan) * self.plan.batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.batch >= len(self):
+            self.epoch, self.batch = self.epoch + 1, 0
+        for images, labels in self._iterate(self.epoch, self.batch):
+            self.batch += 1  # before yielding: the consumer holds this batch now
+            yield images, labels
+        self.epoch, self.batch = self.epoch + 1, 0
+
+    def _iterate(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {"backend": self.backend, "epoch": self.epoch, "batch": self.batch}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("backend") != self.backend:
+            from ..errors import EnetError
+
+            raise EnetError(
+                f"the checkpoint's data position was saved by the {state.get('backend')} loader; "
+                f"resume with --loader {state.get('backend')}"
+            )
+        self.epoch, self.batch = int(state["epoch"]), int(state["batch"])

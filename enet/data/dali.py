@@ -1,0 +1,244 @@
+"""The DALI backend: GPU ("mixed") decoding and GPU operators on CUDA, CPU operators otherwise.
+
+The file order is enet's (common.TrainPlan), fed through an external source whose callable takes
+DALI's BatchInfo: DALI checkpoints such a source together with every random generator of the
+pipeline, so `state_dict()` captures the exact position and random state, and a resumed run
+produces the same batches. The pipeline runs on the consuming thread (DALI prefetches on its own
+threads), so a checkpoint always describes what training has consumed, never more.
+
+RandAugment: on the GPU, DALI's own inside the pipeline; on the CPU, enet's batched one after it
+(DALI's CPU RandAugment is slower than torchvision's DataLoader; see README, Performance).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from ..errors import EnetError
+from .common import Normalizer, TrainLoaderBase, TrainPlan, eval_batches, seed_of
+from .datasets import Split
+from .randaugment import rand_augment
+
+
+def _read(path: str) -> np.ndarray:
+    return np.fromfile(path, dtype=np.uint8)
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Run torch ops on one intra-op thread for a moment (measured faster beside DALI's own
+    threads than two competing ones); this thread is the only one driving torch meanwhile."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _dali_error(err: Exception) -> EnetError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return EnetError(
+        f"DALI failed while reading the data ({first}); if a file is corrupt, run "
+        "`enet data check DATA` (it records bad files, which loaders then skip) or use "
+        "--loader torch"
+    )
+
+
+class _Outputs:
+    """DALI outputs -> torch tensors (copied: DALI reuses its buffers on the next run)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def __call__(self, out) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = out[0].as_tensor(), out[1].as_tensor()
+        if self.device.type == "cuda":
+            from nvidia.dali.plugin.pytorch import feed_ndarray
+
+            stream = torch.cuda.current_stream(self.device)
+            img = torch.empty(images.shape(), dtype=torch.uint8, device=self.device)
+            lab = torch.empty(labels.shape(), dtype=torch.int64, device=self.device)
+            feed_ndarray(images, img, cuda_stream=stream)
+            feed_ndarray(labels, lab, cuda_stream=stream)
+        else:
+            img = torch.from_dlpack(images).clone()
+            lab = torch.from_dlpack(labels).clone()
+        return img, lab.view(-1)  # (N, C, H, W), (N,)
+
+
+class DaliTrainLoader(TrainLoaderBase):
+    backend = "dali"
+
+    def __init__(
+        self,
+        split: Split,
+        plan: TrainPlan,
+        res: int,
+        *,
+        min_scale: float,
+        randaugment: tuple[int, int],
+        device: torch.device,
+        channels_last: bool,
+        workers: int,
+        randaugment_impl: str = "auto",
+    ) -> None:
+        super().__init__(plan)
+        self.files = split.files
+        self.labels = np.asarray(split.labels, dtype=np.int64)
+        self.res, self.min_scale, self.device = res, min_scale, device
+        self.workers = max(1, workers)  # DALI threads (0 workers means none for torch only)
+        self.gpu = device.type == "cuda"
+        use_ra = randaugment[0] > 0
+        in_dali = randaugment_impl == "dali" or (randaugment_impl == "auto" and self.gpu)
+        self.dali_randaugment = tuple(randaugment) if (use_ra and in_dali) else None
+        self.torch_randaugment = tuple(randaugment) if (use_ra and not in_dali) else None
+        self.normalize = Normalizer(device, channels_last)
+        self.outputs = _Outputs(device)
+        self._pipe = None
+        self._offset = 0  # global batch index of the pipeline's first batch
+        self._runs = 0  # batches taken from the pipeline since it was built
+
+    @functools.lru_cache(maxsize=2)  # noqa: B019 (the loader lives as long as the run)
+    def _epoch_indices(self, epoch: int) -> np.ndarray:
+        return self.plan.epoch_indices(epoch)
+
+    def _source(self, info):
+        epoch, b = divmod(self._offset + info.iteration, len(self.plan))
+        idx = self._epoch_indices(epoch)[b]
+        return [_read(self.files[i]) for i in idx], [self.labels[i : i + 1] for i in idx]
+
+    def _build(self, offset: int, checkpoint: bytes | None = None) -> None:
+        from .dali_pipelines import train_pipeline
+
+        self._offset, self._runs = offset, 0
+        pipe = train_pipeline(
+            source=self._source,
+            res=self.res,
+            min_scale=self.min_scale,
+            gpu=self.gpu,
+            randaugment=self.dali_randaugment,
+            batch_size=self.plan.batch_size,
+            num_threads=self.workers,
+            device_id=(self.device.index or 0) if self.gpu else None,
+            seed=seed_of(self.plan.seed, self.plan.rank, 17) % (2**31),
+            # depth 4: room for DALI to run ahead while the consumer augments and normalises
+            prefetch_queue_depth=4,
+            enable_checkpointing=True,
+            checkpoint=checkpoint,
+        )
+        try:
+            pipe.build()
+        except Exception as err:  # noqa: BLE001 (DALI raises plain RuntimeErrors)
+            raise _dali_error(err) from None
+        self._pipe = pipe
+
+    def _iterate(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        step = epoch * len(self.plan) + start
+        if self._pipe is None or self._offset + self._runs != step:
+            self._build(step)
+        for b in range(start, len(self.plan)):
+            try:
+                out = self._pipe.run()
+            except StopIteration:  # never: the source is endless
+                raise
+            except Exception as err:  # noqa: BLE001
+                raise _dali_error(err) from None
+            self._runs += 1
+            images, labels = self.outputs(out)
+            if self.torch_randaugment is not None:
+                n, m = self.torch_randaugment
+                gen = torch.Generator().manual_seed(self.plan.batch_seed(epoch, b))
+                with _one_thread():  # DALI's threads already keep the cores busy
+                    images = rand_augment(images, n, m, gen)
+            yield self.normalize(images), labels
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        if self._pipe is not None:
+            # DALI's checkpoint: the external source's position and every RNG of the pipeline
+            state["dali_checkpoint"] = self._pipe.checkpoint()
+            state["dali_offset"] = self._offset
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if state.get("dali_checkpoint") is not None:
+            self._build(int(state["dali_offset"]), checkpoint=state["dali_checkpoint"])
+            # the restored pipeline continues at the saved batch
+            self._runs = self.epoch * len(self.plan) + self.batch - self._offset
+
+
+class DaliEvalLoader:
+    """Every image of this rank's shard exactly once per pass, the last batch possibly short."""
+
+    backend = "dali"
+
+    def __init__(
+        self,
+        split: Split,
+        res: int,
+        *,
+        crop_pct: float,
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        device: torch.device,
+        channels_last: bool,
+        workers: int,
+    ) -> None:
+        self.files = split.files
+        self.labels = np.asarray(split.labels, dtype=np.int64)
+        self.batches = eval_batches(len(split), batch_size, rank, world_size)
+        self.num_samples = sum(len(b) for b in self.batches)
+        self.res, self.resize_to = res, int(round(res / crop_pct))
+        self.batch_size, self.device, self.workers = batch_size, device, max(1, workers)
+        self.normalize = Normalizer(device, channels_last)
+        self.outputs = _Outputs(device)
+        self._pipe = None
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def _source(self, info):
+        if info.iteration >= len(self.batches):
+            raise StopIteration
+        idx = self.batches[info.iteration]
+        return [_read(self.files[i]) for i in idx], [self.labels[i : i + 1] for i in idx]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if not self.batches:
+            return
+        if self._pipe is None:
+            from .dali_pipelines import eval_pipeline
+
+            gpu = self.device.type == "cuda"
+            self._pipe = eval_pipeline(
+                source=self._source,
+                res=self.res,
+                resize_to=self.resize_to,
+                gpu=gpu,
+                batch_size=self.batch_size,
+                num_threads=self.workers,
+                device_id=(self.device.index or 0) if gpu else None,
+                prefetch_queue_depth=2,
+            )
+            try:
+                self._pipe.build()
+            except Exception as err:  # noqa: BLE001
+                raise _dali_error(err) from None
+        while True:
+            try:
+                out = self._pipe.run()
+            except StopIteration:
+                self._pipe.reset()
+                return
+            except Exception as err:  # noqa: BLE001
+                raise _dali_error(err) from None
+            images, labels = self.outputs(out)
+            yield self.normalize(images), labels

@@ -1,0 +1,94 @@
+"""DALI pipeline definitions.
+
+They live in a file of their own because DALI's conditionals (used by its RandAugment) read the
+pipeline function's source code: such a function must be defined in a .py file.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from nvidia.dali import fn, pipeline_def, types
+from nvidia.dali.auto_aug import rand_augment
+
+# DALI's own RandAugment still calls its operators by their old experimental names.
+warnings.filterwarnings(
+    "ignore", message=".*is now deprecated", category=DeprecationWarning, module="nvidia.dali"
+)
+
+
+@pipeline_def(enable_conditionals=True)
+def train_pipeline(source, res: int, min_scale: float, gpu: bool, randaugment):
+    """encoded JPEG/PNG -> random-resized-crop (decoding only the crop) [-> RandAugment] -> flip.
+
+    Output: uint8 CHW images of res x res and int64 labels, on the GPU when `gpu`. (The flip
+    comes last, fused with the layout change; RandAugment commutes with it up to the sign of
+    its random shears, rotations and translations, which are symmetric.)
+    `randaugment`: (n, m) to run DALI's own RandAugment inside the pipeline (fast on the GPU),
+    None to leave it out (on the CPU enet's batched one runs after the pipeline instead).
+    """
+    encoded, labels = fn.external_source(
+        source=source,
+        num_outputs=2,
+        batch=True,
+        batch_info=True,
+        dtype=[types.UINT8, types.INT64],
+    )
+    images = fn.decoders.image_random_crop(
+        encoded,
+        device="mixed" if gpu else "cpu",
+        output_type=types.RGB,
+        random_area=[min_scale, 1.0],
+        random_aspect_ratio=[3.0 / 4.0, 4.0 / 3.0],
+        num_attempts=10,
+    )
+    images = fn.resize(images, size=[res, res], interp_type=types.INTERP_LINEAR, antialias=True)
+    flip = fn.random.coin_flip(probability=0.5)
+    if randaugment is not None:
+        n, m = randaugment
+        # torchvision's conventions: 31 magnitude bins, nearest interpolation, zero fill,
+        # translation up to 150/331 of the size.
+        images = rand_augment.rand_augment(
+            images,
+            n=n,
+            m=m,
+            shape=[res, res],
+            fill_value=0,
+            interp_type=types.INTERP_NN,
+            max_translate_rel=150.0 / 331.0,
+        )
+    # flip and HWC -> CHW in one pass on DALI's threads; still uint8, normalised by the consumer
+    images = fn.crop_mirror_normalize(
+        images, dtype=types.UINT8, output_layout="CHW", mirror=flip, mean=[0.0], std=[1.0]
+    )
+    if gpu:
+        labels = labels.gpu()
+    return images, labels
+
+
+@pipeline_def
+def eval_pipeline(source, res: int, resize_to: int, gpu: bool):
+    """encoded -> decode -> shorter side to `resize_to` -> centre crop res x res (uint8 CHW)."""
+    encoded, labels = fn.external_source(
+        source=source,
+        num_outputs=2,
+        batch=True,
+        batch_info=True,
+        dtype=[types.UINT8, types.INT64],
+    )
+    images = fn.decoders.image(encoded, device="mixed" if gpu else "cpu", output_type=types.RGB)
+    images = fn.resize(
+        images, resize_shorter=resize_to, interp_type=types.INTERP_LINEAR, antialias=True
+    )
+    images = fn.crop_mirror_normalize(
+        images,
+        crop=(res, res),
+        dtype=types.UINT8,
+        output_layout="CHW",
+        mean=[0.0],
+        std=[1.0],
+        out_of_bounds_policy="pad",
+    )
+    if gpu:
+        labels = labels.gpu()
+    return images, labels

@@ -1,0 +1,233 @@
+"""Datasets: the folder layout, named datasets, listing with bad files removed, and info.
+
+Layout (Imagenette and ImageNet both use it): ROOT/train/<class>/<image> and
+ROOT/val/<class>/<image>. Classes are the sorted folder names of train/; val/ must have the same.
+Images are files ending in .jpeg, .jpg or .png in any case; other files are counted and ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import EnetError
+from . import checks
+from .download import download_dataset
+
+IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
+_S3 = "https://s3.amazonaws.com/fast-ai-imageclas"
+
+
+@dataclass(frozen=True)
+class NamedDataset:
+    archive: str  # file name at fastai's address
+    md5s: tuple[str, ...]  # every published checksum of the archive (re-uploaded over time)
+    about: str
+
+
+# MD5s from torchvision.datasets.Imagenette and two versions of fastai's data/checks.txt.
+NAMED_DATASETS = {
+    "imagenette": NamedDataset(
+        "imagenette2-160.tgz",
+        (
+            "e793b78cc4c9e9a4ccc0c1155377a412",
+            "c475f8f7617a200ba35b9facc48443c3",
+            "e28cd4207d545c64f2372bcb64753d01",
+        ),
+        "Imagenette v2, 10 easy ImageNet classes, shorter side 160 px",
+    ),
+    "imagenette-320": NamedDataset(
+        "imagenette2-320.tgz",
+        (
+            "3df6f0d01a2c9592104656642f5e78a3",
+            "1f1f74f133caff120e575856659b87a2",
+            "55496feff4562875a3246d819d094b2b",
+        ),
+        "Imagenette v2, shorter side 320 px",
+    ),
+    "imagenette-full": NamedDataset(
+        "imagenette2.tgz",
+        (
+            "fe2fc210e6bb7c5664d602c3cd71e612",
+            "2c774ecb40005b35d7937d50f5d42336",
+            "5103dc075392e9e6a7bc92653a88c3cd",
+        ),
+        "Imagenette v2, full-size images",
+    ),
+    "imagewoof": NamedDataset(
+        "imagewoof2-160.tgz",
+        ("3559b194123981a540b87132dbda412f", "8cd8964848106c00af3c087330af9057"),
+        "Imagewoof v2, 10 hard dog breeds, shorter side 160 px",
+    ),
+    "imagewoof-320": NamedDataset(
+        "imagewoof2-320.tgz",
+        ("7a1fd92672a559a85de76e4810a20c21", "e24c62362b2594f2d1f3ce5f9e7ee18d"),
+        "Imagewoof v2, shorter side 320 px",
+    ),
+}
+MINI = Path(__file__).resolve().parent / "mini"
+
+
+def dataset_url(name: str) -> str:
+    """fastai's address, or the same file under $ENET_DOWNLOAD_BASE (a mirror)."""
+    base = os.environ.get("ENET_DOWNLOAD_BASE") or _S3
+    return f"{base.rstrip('/')}/{NAMED_DATASETS[name].archive}"
+
+
+def resolve_data(data: str | os.PathLike, *, download: bool = True, quiet: bool = False) -> Path:
+    """A dataset name or a folder -> the local folder holding train/ and val/."""
+    text = str(data)
+    if text == "mini":
+        return MINI
+    if text in NAMED_DATASETS:
+        target = checks.cache_dir() / text
+        if target.is_dir():
+            return target
+        if not download:
+            raise EnetError(
+                f"dataset {text!r} is not downloaded yet; run `enet data download {text}`"
+            )
+        return download_dataset(dataset_url(text), NAMED_DATASETS[text].md5s, target, quiet=quiet)
+    path = Path(text).expanduser()
+    if not path.exists():
+        names = ", ".join(["mini", *NAMED_DATASETS])
+        raise EnetError(f"--data {text}: no such folder, and not a dataset name ({names})")
+    if not path.is_dir():
+        raise EnetError(f"--data {text}: not a folder")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# listing
+
+
+@dataclass(frozen=True)
+class Split:
+    files: tuple[str, ...]
+    labels: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def per_class(self, num_classes: int) -> list[int]:
+        counts = [0] * num_classes
+        for label in self.labels:
+            counts[label] += 1
+        return counts
+
+
+@dataclass(frozen=True)
+class DatasetIndex:
+    """What a dataset holds, after bad files are taken out."""
+
+    root: Path
+    classes: tuple[str, ...]
+    train: Split
+    val: Split
+    ignored: int = 0  # files without an image extension
+    skipped: dict[str, str] = field(default_factory=dict)  # path -> why it was left out
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def _class_folders(split_dir: Path) -> list[str]:
+    return sorted(
+        e.name for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith(".")
+    )
+
+
+def _list_split(split_dir: Path, classes: tuple[str, ...]):
+    """-> [(path, label, size, mtime_ns)], number of ignored files."""
+    entries, ignored = [], 0
+    for label, name in enumerate(classes):
+        folder = split_dir / name
+        if not folder.is_dir():
+            continue
+        for e in sorted(os.scandir(folder), key=lambda e: e.name):
+            if not e.is_file():
+                continue
+            if not e.name.lower().endswith(IMAGE_EXTENSIONS):
+                ignored += 1
+                continue
+            st = e.stat()
+            entries.append((e.path, label, st.st_size, st.st_mtime_ns))
+    # files lying in the split folder itself, outside any class folder
+    ignored += sum(1 for e in os.scandir(split_dir) if e.is_file())
+    return entries, ignored
+
+
+def index_dataset(root: str | os.PathLike, *, check: bool = True) -> DatasetIndex:
+    """List ROOT's images and labels; with `check`, leave out files known or found to be bad."""
+    root = Path(root)
+    train_dir, val_dir = root / "train", root / "val"
+    for d in (train_dir, val_dir):
+        if not d.is_dir():
+            raise EnetError(
+                f"{root} has no {d.name}/ folder (expected {root}/train/<class>/... "
+                f"and {root}/val/<class>/...)"
+            )
+    classes = tuple(_class_folders(train_dir))
+    if not classes:
+        raise EnetError(f"{train_dir} has no class folders")
+    val_classes = set(_class_folders(val_dir))
+    if val_classes != set(classes):
+        only_train = sorted(set(classes) - val_classes)
+        only_val = sorted(val_classes - set(classes))
+        raise EnetError(
+            f"train/ and val/ of {root} have different classes: only in train: "
+            f"{', '.join(only_train) or '-'}; only in val: {', '.join(only_val) or '-'}"
+        )
+    train, ignored_train = _list_split(train_dir, classes)
+    val, ignored_val = _list_split(val_dir, classes)
+    skipped: dict[str, str] = {}
+    if check:
+        stats = [(p, size, mtime) for p, _, size, mtime in train + val]
+        skipped.update(checks.quick_check_cached(root, stats))
+        skipped.update(checks.known_decode_problems(root, {p: (s, m) for p, s, m in stats}))
+
+    def split(entries) -> Split:
+        kept = [(p, label) for p, label, _, _ in entries if p not in skipped]
+        return Split(tuple(p for p, _ in kept), tuple(label for _, label in kept))
+
+    index = DatasetIndex(
+        root, classes, split(train), split(val), ignored_train + ignored_val, skipped
+    )
+    if len(index.train) == 0:
+        raise EnetError(f"{train_dir} holds no readable images")
+    if len(index.val) == 0:
+        raise EnetError(f"{val_dir} holds no readable images")
+    return index
+
+
+def dataset_info(index: DatasetIndex) -> dict:
+    """Classes, images per split and class, image size range and bytes (reads image headers)."""
+    from PIL import Image
+
+    sizes = []
+    total_bytes = 0
+    for path in index.train.files + index.val.files:
+        total_bytes += os.path.getsize(path)
+        try:
+            with Image.open(path) as im:
+                sizes.append(im.size)
+        except OSError:
+            continue
+    widths = [w for w, _ in sizes] or [0]
+    heights = [h for _, h in sizes] or [0]
+    n = index.num_classes
+    return dict(
+        root=str(index.root),
+        classes=list(index.classes),
+        train_images=len(index.train),
+        val_images=len(index.val),
+        train_per_class=index.train.per_class(n),
+        val_per_class=index.val.per_class(n),
+        width_range=[min(widths), max(widths)],
+        height_range=[min(heights), max(heights)],
+        total_bytes=total_bytes,
+        ignored_files=index.ignored,
+        skipped_files=len(index.skipped),
+    )

@@ -1,0 +1,256 @@
+"""The torch backend: a Dataset of whole batches and a DataLoader of worker processes.
+
+Each worker builds one batch: decode (libjpeg-turbo through torchvision.io), random-resized-crop
+straight to res x res (antialiased), flip, then enet's batched RandAugment, all on uint8. Which
+batch is which is enet's order (common.TrainPlan), and every random draw comes from the batch's
+own seed, so results do not depend on which worker built a batch, and a run resumes at any batch.
+
+On CUDA the workers only read the files and draw the crop boxes; the main process decodes the
+JPEGs of a batch together with nvJPEG (`torchvision.io.decode_jpeg(device="cuda")`) and crops,
+flips and augments them on the GPU.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
+
+from .checks import JPEG_MAGIC
+from .common import Normalizer, TrainLoaderBase, TrainPlan, eval_batches
+from .datasets import Split
+from .randaugment import rand_augment
+
+RATIO = (3.0 / 4.0, 4.0 / 3.0)
+# torchvision 0.29 deprecates its image decoders in favour of TorchCodec; they still work and are
+# twice as fast as Pillow here. (Migrating is future work; see README, Notes.)
+warnings.filterwarnings(
+    "ignore",
+    message="The image decoding and encoding capabilities of TorchVision are deprecated",
+    category=DeprecationWarning,
+)
+
+
+def crop_box(height: int, width: int, min_scale: float, rng: np.random.Generator):
+    """torchvision's RandomResizedCrop.get_params, drawing from `rng`: (top, left, h, w)."""
+    area = height * width
+    log_ratio = (math.log(RATIO[0]), math.log(RATIO[1]))
+    for _ in range(10):
+        target_area = area * rng.uniform(min_scale, 1.0)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = int(round(math.sqrt(target_area * aspect)))
+        h = int(round(math.sqrt(target_area / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(rng.integers(0, height - h + 1))
+            left = int(rng.integers(0, width - w + 1))
+            return top, left, h, w
+    # fallback: the central crop with the ratio clamped into range
+    in_ratio = width / height
+    if in_ratio < RATIO[0]:
+        w, h = width, int(round(width / RATIO[0]))
+    elif in_ratio > RATIO[1]:
+        h, w = height, int(round(height * RATIO[1]))
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def _decode(data: torch.Tensor) -> torch.Tensor:
+    return decode_image(data, mode=ImageReadMode.RGB)
+
+
+class _TrainBatches(Dataset):
+    """Key (epoch, batch) -> that batch, built whole (uint8 images, int64 labels)."""
+
+    def __init__(
+        self,
+        split: Split,
+        plan: TrainPlan,
+        res: int,
+        min_scale: float,
+        randaugment: tuple[int, int],
+        encoded_only: bool,
+    ) -> None:
+        self.files = split.files
+        self.labels = np.asarray(split.labels, dtype=np.int64)
+        self.plan, self.res, self.min_scale = plan, res, min_scale
+        self.randaugment = randaugment
+        self.encoded_only = encoded_only  # CUDA: decode later, on the GPU
+
+    @functools.lru_cache(maxsize=2)  # noqa: B019 (one per worker process)
+    def _epoch_indices(self, epoch: int) -> np.ndarray:
+        return self.plan.epoch_indices(epoch)
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, batch = key
+        idx = self._epoch_indices(epoch)[batch]
+        seed = self.plan.batch_seed(epoch, batch)
+        rng = np.random.default_rng(seed)
+        labels = torch.from_numpy(self.labels[idx])
+        if self.encoded_only:
+            return [self._encoded(self.files[i], rng) for i in idx], labels, seed
+        images = torch.stack([self._load(self.files[i], rng) for i in idx])
+        n, m = self.randaugment
+        if n > 0:
+            images = rand_augment(images, n, m, torch.Generator().manual_seed(seed))
+        return images, labels
+
+    def _load(self, path: str, rng: np.random.Generator) -> torch.Tensor:
+        image = _decode(read_file(path))
+        top, left, h, w = crop_box(image.shape[1], image.shape[2], self.min_scale, rng)
+        image = TF.resized_crop(image, top, left, h, w, [self.res, self.res], antialias=True)
+        return image.flip(-1) if rng.random() < 0.5 else image
+
+    def _encoded(self, path: str, rng: np.random.Generator):
+        """JPEG bytes with their crop box and flip, or a decoded image (PNG) for the GPU."""
+        data = read_file(path)
+        if bytes(data[:3].tolist()) == JPEG_MAGIC:
+            from PIL import Image
+
+            with Image.open(path) as im:  # the header alone gives the size
+                width, height = im.size
+            return data, crop_box(height, width, self.min_scale, rng), bool(rng.random() < 0.5)
+        image = _decode(data)
+        box = crop_box(image.shape[1], image.shape[2], self.min_scale, rng)
+        return image, box, bool(rng.random() < 0.5)
+
+
+class _Keys(Sampler):
+    """Yields (epoch, batch) for batch = start .. end-1; set before each pass."""
+
+    def __init__(self) -> None:
+        self.keys: list = []
+
+    def __iter__(self):
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def _dataloader(dataset: Dataset, sampler: Sampler, workers: int, device: torch.device):
+    return DataLoader(
+        dataset,
+        batch_size=None,
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        pin_memory=device.type == "cuda",
+        # A generator of its own: by default each new iterator draws its workers' base seed
+        # from the global RNG, shifting the dropout and drop-connect draws of the training loop
+        # (and breaking bitwise resume). enet's augmentation never uses that seed.
+        generator=torch.Generator().manual_seed(0),
+    )
+
+
+class TorchTrainLoader(TrainLoaderBase):
+    backend = "torch"
+
+    def __init__(
+        self,
+        split: Split,
+        plan: TrainPlan,
+        res: int,
+        *,
+        min_scale: float,
+        randaugment: tuple[int, int],
+        device: torch.device,
+        channels_last: bool,
+        workers: int,
+    ) -> None:
+        super().__init__(plan)
+        self.gpu_decode = device.type == "cuda"
+        self.res, self.randaugment, self.device = res, tuple(randaugment), device
+        self.dataset = _TrainBatches(split, plan, res, min_scale, self.randaugment, self.gpu_decode)
+        self.keys = _Keys()
+        self.loader = _dataloader(self.dataset, self.keys, workers, device)
+        self.normalize = Normalizer(device, channels_last)
+
+    def _iterate(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.keys.keys = [(epoch, b) for b in range(start, len(self.plan))]
+        for item in self.loader:
+            if self.gpu_decode:
+                images, labels = self._gpu_batch(*item)
+            else:
+                images, labels = item
+            yield self.normalize(images), labels.to(self.device, non_blocking=True)
+
+    def _gpu_batch(self, samples, labels, seed):
+        """Decode a batch's JPEGs together on the GPU, then crop, resize, flip, augment there."""
+        jpegs = [i for i, s in enumerate(samples) if s[0].ndim == 1]
+        decoded = (
+            decode_jpeg([samples[i][0] for i in jpegs], mode=ImageReadMode.RGB, device=self.device)
+            if jpegs
+            else []
+        )
+        images = [s[0].to(self.device) if s[0].ndim == 3 else None for s in samples]
+        for i, image in zip(jpegs, decoded, strict=True):
+            images[i] = image
+        out = []
+        for image, (_, (top, left, h, w), flip) in zip(images, samples, strict=True):
+            image = TF.resized_crop(image, top, left, h, w, [self.res, self.res], antialias=True)
+            out.append(image.flip(-1) if flip else image)
+        batch = torch.stack(out)
+        n, m = self.randaugment
+        if n > 0:
+            batch = rand_augment(batch, n, m, torch.Generator().manual_seed(seed))
+        return batch, labels
+
+
+class _EvalBatches(Dataset):
+    def __init__(self, split: Split, batches: list[range], res: int, resize_to: int) -> None:
+        self.files = split.files
+        self.labels = np.asarray(split.labels, dtype=np.int64)
+        self.batches, self.res, self.resize_to = batches, res, resize_to
+
+    def __getitem__(self, b: int):
+        idx = list(self.batches[b])
+        images = []
+        for i in idx:
+            image = _decode(read_file(self.files[i]))
+            image = TF.resize(image, [self.resize_to], antialias=True)  # shorter side
+            images.append(TF.center_crop(image, [self.res, self.res]))
+        return torch.stack(images), torch.from_numpy(self.labels[idx])
+
+
+class TorchEvalLoader:
+    """Every image of this rank's shard exactly once per pass, the last batch possibly short."""
+
+    backend = "torch"
+
+    def __init__(
+        self,
+        split: Split,
+        res: int,
+        *,
+        crop_pct: float,
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        device: torch.device,
+        channels_last: bool,
+        workers: int,
+    ) -> None:
+        self.batches = eval_batches(len(split), batch_size, rank, world_size)
+        self.num_samples = sum(len(b) for b in self.batches)
+        self.device = device
+        dataset = _EvalBatches(split, self.batches, res, int(round(res / crop_pct)))
+        sampler = _Keys()
+        sampler.keys = list(range(len(self.batches)))
+        self.loader = _dataloader(dataset, sampler, workers, device)
+        self.normalize = Normalizer(device, channels_last)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for images, labels in self.loader:
+            yield self.normalize(images), labels.to(self.device, non_blocking=True)

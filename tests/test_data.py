@@ -1,0 +1,354 @@
+"""Data: datasets, both loader backends, bad files, resume, and downloads from a local server."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import tarfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from datasets_util import CLASS_COLOURS, broken_dataset, indexed_val_dataset, solid_dataset
+
+from enet.data import build_loaders, dali_status
+from enet.data.checks import decode_problem, quick_problem
+from enet.data.common import IMAGENET_MEAN, IMAGENET_STD, TrainPlan, eval_shard
+from enet.data.datasets import NAMED_DATASETS, index_dataset, resolve_data
+from enet.data.download import download_dataset
+from enet.errors import EnetError
+
+BACKENDS = ["torch"] + (["dali"] if dali_status() is None else [])
+MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Every test gets its own cache folder (check results, downloads)."""
+    monkeypatch.setenv("ENET_DATA_DIR", str(tmp_path / "cache"))
+
+
+def _pixels(images: torch.Tensor) -> torch.Tensor:
+    """Undo the normalisation: back to 0..255 pixel values."""
+    return (images * STD + MEAN) * 255
+
+
+# ---------------------------------------------------------------------------------------------
+# datasets
+
+
+def test_index_classes_counts_and_ignored(tmp_path):
+    root = solid_dataset(tmp_path / "d", n_train=3, n_val=2)
+    (root / "train" / "ant" / "notes.txt").write_text("x")
+    (root / "train" / "ant" / "upper.JPG").write_bytes((root / "train/ant/ant0.JPEG").read_bytes())
+    (root / "train" / "stray.JPEG").write_bytes(b"")  # outside any class folder
+    index = index_dataset(root)
+    assert index.classes == ("ant", "bee", "cat", "dog")
+    assert len(index.train) == 13 and len(index.val) == 8
+    assert index.train.per_class(4) == [4, 3, 3, 3]
+    assert index.ignored == 2
+
+
+def test_index_errors(tmp_path):
+    root = solid_dataset(tmp_path / "d", n_train=1, n_val=1)
+    (root / "val" / "dog").rename(root / "val" / "wolf")
+    with pytest.raises(EnetError, match="only in train: dog; only in val: wolf"):
+        index_dataset(root)
+    only_train = solid_dataset(tmp_path / "e", n_train=1, n_val=1)
+    import shutil
+
+    shutil.rmtree(only_train / "val")
+    with pytest.raises(EnetError, match="has no val/ folder"):
+        index_dataset(only_train)
+    with pytest.raises(EnetError, match="no such folder, and not a dataset name"):
+        resolve_data(tmp_path / "missing")
+
+
+def test_mini_is_shipped():
+    index = index_dataset(resolve_data("mini"))
+    assert len(index.classes) == 10
+    assert index.train.per_class(10) == [24] * 10 and index.val.per_class(10) == [10] * 10
+    assert (resolve_data("mini") / "PROVENANCE.md").read_text().count("Apache-2.0") == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# loaders
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_labels_shapes_and_ranges(tmp_path, backend):
+    root = solid_dataset(tmp_path / "d")
+    train, val, classes = build_loaders(root, 32, 8, loader=backend, randaugment=(0, 9), workers=1)
+    assert classes == ["ant", "bee", "cat", "dog"]
+    assert train.backend == backend and len(train) == 6 and len(val) == 3
+    lo, hi = (0 - MEAN) / STD, (1 - MEAN) / STD
+    for loader in (train, val):
+        seen = 0
+        for images, labels in loader:
+            assert images.dtype == torch.float32 and labels.dtype == torch.int64
+            assert images.shape[1:] == (3, 32, 32) and images.shape[0] == labels.shape[0]
+            assert (images >= lo - 1e-4).all() and (images <= hi + 1e-4).all()
+            colours = torch.tensor(CLASS_COLOURS, dtype=torch.float32)[labels]  # (B, 3)
+            mean_rgb = _pixels(images).mean((2, 3))
+            # every image shows its class's colour (JPEG and resampling move it by a few levels)
+            assert (mean_rgb - colours).abs().max() < 8, (mean_rgb, colours)
+            seen += len(labels)
+        assert seen == loader.num_samples
+    assert val.num_samples == 20
+
+
+def test_backends_agree_on_order_and_counts(tmp_path):
+    if len(BACKENDS) < 2:
+        pytest.skip("DALI is not available")
+    root = solid_dataset(tmp_path / "d")
+    out = {}
+    for backend in BACKENDS:
+        train, val, classes = build_loaders(root, 24, 8, loader=backend, workers=1, seed=4)
+        out[backend] = (classes, [y.tolist() for _, y in train], [y.tolist() for _, y in val])
+    assert out["dali"] == out["torch"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_seed_gives_the_same_first_batch(backend):
+    def first(seed):
+        train, _, _ = build_loaders("mini", 48, 16, loader=backend, workers=1, seed=seed)
+        return next(iter(train))
+
+    a, b, c = first(1), first(1), first(2)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[1], c[1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_eval_sees_every_image_once(tmp_path, backend):
+    root, levels = indexed_val_dataset(tmp_path / "d", n_val=23)
+    for world in (1, 2):
+        found = []
+        for rank in range(world):
+            _, val, _ = build_loaders(
+                root, 16, 4, loader=backend, rank=rank, world_size=world, workers=1
+            )
+            for images, _ in val:
+                found += _pixels(images).mean((1, 2, 3)).round().int().tolist()
+        # each grey level identifies one image: all of them, none twice
+        assert sorted(found) == levels, (world, found)
+
+
+def test_train_plan_shards_are_disjoint_and_equal():
+    plans = [TrainPlan(103, 8, seed=3, rank=r, world_size=3) for r in range(3)]
+    batches = [p.epoch_indices(5) for p in plans]
+    assert all(b.shape == (4, 8) for b in batches)
+    flat = np.concatenate([b.ravel() for b in batches])
+    assert len(set(flat.tolist())) == len(flat)
+    assert not np.array_equal(plans[0].epoch_indices(5), plans[0].epoch_indices(6))
+    assert [len(eval_shard(10, r, 3)) for r in range(3)] == [3, 3, 4]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_resume_mid_epoch_gives_the_same_batches(backend):
+    def take(loader, k):
+        out = []
+        while len(out) < k:
+            for x, y in loader:
+                out.append((x, y))
+                if len(out) == k:
+                    break
+        return out
+
+    train, _, _ = build_loaders("mini", 40, 32, loader=backend, workers=1, seed=7)  # 7 / epoch
+    take(train, 5)
+    buf = io.BytesIO()
+    torch.save({"loader": train.state_dict()}, buf)
+    expected = take(train, 5)  # crosses into the second epoch
+    buf.seek(0)
+    resumed, _, _ = build_loaders("mini", 40, 32, loader=backend, workers=1, seed=7)
+    resumed.load_state_dict(torch.load(buf, weights_only=True)["loader"])
+    got = take(resumed, 5)
+    for (xa, ya), (xb, yb) in zip(expected, got, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_resume_with_the_other_backend_is_refused():
+    if len(BACKENDS) < 2:
+        pytest.skip("DALI is not available")
+    train, _, _ = build_loaders("mini", 40, 32, loader="torch", workers=0)
+    other, _, _ = build_loaders("mini", 40, 32, loader="dali", workers=1)
+    with pytest.raises(EnetError, match="--loader torch"):
+        other.load_state_dict(train.state_dict())
+
+
+def test_bad_arguments():
+    with pytest.raises(EnetError, match="--loader"):
+        build_loaders("mini", 32, 8, loader="fast")
+    with pytest.raises(EnetError, match="larger than the 240 training images"):
+        build_loaders("mini", 32, 500)
+    with pytest.raises(EnetError, match="randaugment"):
+        build_loaders("mini", 32, 8, randaugment=(2, 31))
+
+
+# ---------------------------------------------------------------------------------------------
+# bad files
+
+
+def test_checks_classify_each_kind_of_file(tmp_path):
+    files = broken_dataset(tmp_path / "d")
+    assert quick_problem(files["empty"]) == "empty file"
+    assert quick_problem(files["text"]) == "not a JPEG or PNG image"
+    assert "truncated JPEG" in quick_problem(files["truncated"])
+    for ok in ("png_named_jpeg", "cmyk", "gray"):
+        assert quick_problem(files[ok]) is None
+        assert decode_problem(str(files[ok])).problem is None
+    assert "PNG content" in decode_problem(str(files["png_named_jpeg"])).note
+    assert decode_problem(str(files["truncated"])).problem
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_loaders_skip_bad_files_and_run_an_epoch(tmp_path, backend):
+    files = broken_dataset(tmp_path / "d")
+    index = index_dataset(tmp_path / "d")
+    assert set(index.skipped) == {str(files[k]) for k in ("truncated", "empty", "text")}
+    train, val, _ = build_loaders(tmp_path / "d", 32, 4, loader=backend, workers=1)
+    assert train.skipped == 3
+    batches = list(train)
+    assert len(batches) == len(train) == (6 * 2 + 3) // 4
+    kept = set(index.train.files)
+    assert {str(files[k]) for k in ("png_named_jpeg", "cmyk", "gray")} <= kept
+    assert sum(len(y) for _, y in val) == 6
+
+
+def test_data_check_lists_exactly_the_broken_files(tmp_path):
+    from conftest import run_enet
+
+    files = broken_dataset(tmp_path / "d")
+    proc = run_enet(
+        "data", "check", str(tmp_path / "d"), env={"ENET_DATA_DIR": str(tmp_path / "cache")}
+    )
+    assert proc.returncode == 1, proc.stderr
+    for k in ("truncated", "empty", "text"):
+        assert files[k].name in proc.stdout
+    for k in ("cmyk", "gray"):
+        assert files[k].name not in proc.stdout
+    assert "really_png.JPEG" in proc.stdout and "loads fine" in proc.stdout  # a note only
+    assert "3 unreadable" in proc.stdout
+    # nothing was written into the dataset; the list lives in the cache folder
+    assert not any(p.suffix == ".json" for p in (tmp_path / "d").rglob("*"))
+    assert list((tmp_path / "cache" / "checks").glob("*.decode.json"))
+
+
+def test_data_info_cli(tmp_path):
+    from conftest import run_enet
+
+    root = solid_dataset(tmp_path / "d", n_train=3, n_val=2, size=(48, 40))
+    proc = run_enet("data", "info", str(root), "--json", check=True)
+    import json
+
+    info = json.loads(proc.stdout)
+    assert info["classes"] == ["ant", "bee", "cat", "dog"]
+    assert info["train_images"] == 12 and info["val_per_class"] == [2, 2, 2, 2]
+    assert info["width_range"] == [48, 48] and info["height_range"] == [40, 40]
+    assert info["total_bytes"] == sum(p.stat().st_size for p in root.rglob("*.JPEG"))
+
+
+# ---------------------------------------------------------------------------------------------
+# downloads, from a real HTTP server on 127.0.0.1
+
+
+def _archive(tmp_path: Path) -> bytes:
+    src = solid_dataset(tmp_path / "src" / "tiny2-160", n_train=2, n_val=1)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(src, arcname="tiny2-160")
+    return buf.getvalue()
+
+
+@pytest.fixture()
+def server(tmp_path):
+    """Serves `files` (name -> bytes); a name ending in '!cut' announces its size, sends half."""
+    files: dict[str, bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            name = self.path.lstrip("/")
+            data = files.get(name)
+            if data is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2] if name.endswith("!cut") else data)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", files
+    httpd.shutdown()
+
+
+def _leftovers(folder: Path) -> list[str]:
+    """What a download left in the cache folder (check results of indexing aside)."""
+    if not folder.exists():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.name != "checks")
+
+
+def test_download_good_archive(tmp_path, server):
+    url, files = server
+    data = _archive(tmp_path)
+    files["tiny.tgz"] = data
+    dest = tmp_path / "cache" / "tiny"
+    out = download_dataset(f"{url}/tiny.tgz", (hashlib.md5(data).hexdigest(),), dest, quiet=True)
+    assert out == dest
+    assert len(index_dataset(dest).train) == 8
+    assert _leftovers(dest.parent) == ["tiny"]  # no partial file, no temporary folder
+
+
+def test_download_wrong_checksum_leaves_nothing(tmp_path, server):
+    url, files = server
+    files["tiny.tgz"] = _archive(tmp_path)
+    dest = tmp_path / "cache" / "tiny"
+    with pytest.raises(
+        EnetError, match=r"checksum mismatch for http://127.0.0.1:\d+/tiny.tgz.*--data PATH"
+    ):
+        download_dataset(f"{url}/tiny.tgz", ("0" * 32,), dest, quiet=True)
+    assert _leftovers(dest.parent) == []
+
+
+def test_download_cut_short_leaves_nothing(tmp_path, server):
+    url, files = server
+    files["tiny.tgz!cut"] = _archive(tmp_path)
+    dest = tmp_path / "cache" / "tiny"
+    with pytest.raises(EnetError, match="tiny.tgz!cut.*--data PATH"):
+        download_dataset(f"{url}/tiny.tgz!cut", (), dest, quiet=True)
+    assert _leftovers(dest.parent) == []
+
+
+def test_download_truncated_archive_leaves_nothing(tmp_path, server):
+    url, files = server
+    data = _archive(tmp_path)
+    files["half.tgz"] = data[: len(data) // 2]  # served whole, but the archive itself is cut
+    dest = tmp_path / "cache" / "tiny"
+    with pytest.raises(EnetError, match="could not extract"):
+        download_dataset(f"{url}/half.tgz", (), dest, quiet=True)
+    assert _leftovers(dest.parent) == []
+
+
+def test_named_dataset_from_a_mirror_and_offline(tmp_path, server, monkeypatch):
+    url, files = server
+    files[NAMED_DATASETS["imagewoof"].archive] = _archive(tmp_path)  # not the real archive
+    monkeypatch.setenv("ENET_DOWNLOAD_BASE", url)
+    with pytest.raises(EnetError, match="checksum mismatch.*imagewoof2-160.tgz"):
+        resolve_data("imagewoof", quiet=True)
+    assert _leftovers(tmp_path / "cache") == []
+    monkeypatch.setenv("ENET_DOWNLOAD_BASE", "http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(
+        EnetError, match=r"could not download http://127.0.0.1:9/imagenette2-160.tgz.*--data PATH"
+    ):
+        resolve_data("imagenette", quiet=True)
