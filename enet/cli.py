@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -61,22 +61,127 @@ def models_cmd(
         table.add_column(col, justify=justify)
     for r in rows:
         table.add_row(
-            r["name"], f"{r['params']:,}", f"{r['gflops']:.3f}", str(r["resolution"]),
+            r["name"],
+            f"{r['params']:,}",
+            f"{r['gflops']:.3f}",
+            str(r["resolution"]),
             f"{r['dropout']:.1f}",
         )
     console.print(table)
 
 
-@app.command("train")
-def train_cmd() -> None:
-    """Train a model (see `enet train --help`)."""
-    _not_built("train")
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML recipe (configs/).")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override any config key: section.key=value (repeatable)."),
+]
+
+
+@app.command("train", context_settings={"allow_interspersed_args": True})
+def train_cmd(
+    config: ConfigOpt = None,
+    model: Annotated[str | None, typer.Option(help="Model name (`enet models`).")] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Folder with train/ and val/, or mini, imagenette, imagenette-320, imagewoof..."
+        ),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
+    minutes: Annotated[
+        float | None,
+        typer.Option(
+            help="Wall-clock budget instead of epochs; the schedule is fitted to end on time."
+        ),
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per step per rank.")] = None,
+    res: Annotated[
+        int | None, typer.Option(help="Training resolution (default: the model's).")
+    ] = None,
+    eval_res: Annotated[int | None, typer.Option(help="Evaluation resolution.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of initialisation, order, augmentation.")
+    ] = None,
+    out: Annotated[
+        str | None, typer.Option(help="Run folder (default runs/<model>-<time>).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue OUT/checkpoints/last.pt.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Start over in a non-empty OUT.")
+    ] = False,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    loader: Annotated[str | None, typer.Option(help="auto, dali or torch.")] = None,
+    precision: Annotated[str | None, typer.Option(help="auto, fp32, bf16 or fp16.")] = None,
+    compile: Annotated[
+        bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")
+    ] = None,
+    nproc_per_node: Annotated[int, typer.Option(help="Ranks on this machine (torchrun).")] = 1,
+    nnodes: Annotated[int, typer.Option(help="Machines (torchrun).")] = 1,
+    node_rank: Annotated[int, typer.Option(help="This machine's rank (torchrun).")] = 0,
+    rdzv_endpoint: Annotated[
+        str | None, typer.Option(help="HOST:PORT of the rendezvous, for several machines.")
+    ] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Train a model; write the run folder (config, env, metrics, checkpoints, summary)."""
+    from .train import fit, launch, launcher_requested, resolve_train_config
+
+    if launcher_requested(nproc_per_node, nnodes):
+        raise typer.Exit(launch(sys.argv[1:], nproc_per_node, nnodes, node_rank, rdzv_endpoint))
+    flags = {
+        "model.name": model,
+        "data.data": data,
+        "train.epochs": epochs,
+        "train.minutes": minutes,
+        "train.batch_size": batch_size,
+        "data.res": res,
+        "data.eval_res": eval_res,
+        "optim.lr": lr,
+        "train.seed": seed,
+        "run.out": out,
+        "run.resume": resume or None,
+        "run.overwrite": overwrite or None,
+        "train.device": device,
+        "data.loader": loader,
+        "train.precision": precision,
+        "train.compile": compile,
+    }
+    cfg = resolve_train_config(str(config) if config else None, flags, set_)
+    fit(cfg, console=console)
 
 
 @app.command("eval")
-def eval_cmd() -> None:
-    """Evaluate a checkpoint."""
-    _not_built("eval")
+def eval_cmd(
+    checkpoint: Annotated[str, typer.Argument(help="A checkpoint (RUN/checkpoints/best.pt).")],
+    data: Annotated[
+        str | None, typer.Option(help="Data to evaluate on (default: the run's).")
+    ] = None,
+    res: Annotated[int | None, typer.Option(help="Evaluation resolution.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per batch.")] = None,
+    tta: Annotated[bool, typer.Option("--tta", help="Average with the mirrored image.")] = False,
+    ema: Annotated[bool, typer.Option("--ema", help="Evaluate the EMA weights.")] = False,
+    out: Annotated[str | None, typer.Option(help="Where eval.json and confusion.png go.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    loader: Annotated[str, typer.Option(help="auto, dali or torch.")] = "auto",
+) -> None:
+    """Top-1, top-5, per-class accuracy and a confusion matrix of a checkpoint."""
+    from .evaluate import run_eval
+
+    run_eval(
+        checkpoint,
+        data=data,
+        res=res,
+        batch_size=batch_size,
+        tta=tta,
+        ema=ema,
+        out=out,
+        device=device,
+        loader=loader,
+        console=console,
+    )
 
 
 @app.command("compare-baselines")
@@ -87,15 +192,89 @@ def compare_cmd() -> None:
 
 data_app = typer.Typer(help="Datasets: download, check, info.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-bench_app = typer.Typer(help="Benchmarks: model step and data pipeline throughput.",
-                        no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks: model step and data pipeline throughput.", no_args_is_help=True
+)
 app.add_typer(bench_app, name="bench")
 
 
+@data_app.command("download")
+def data_download_cmd(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="imagenette, imagenette-320, imagenette-full, imagewoof or imagewoof-320"
+        ),
+    ],
+) -> None:
+    """Download a named dataset once into $ENET_DATA_DIR (default ~/.cache/enet)."""
+    from .data.datasets import NAMED_DATASETS, resolve_data
+
+    if name not in NAMED_DATASETS:
+        raise EnetError(f"unknown dataset {name!r}; named datasets: {', '.join(NAMED_DATASETS)}")
+    console.print(f"{name}: {resolve_data(name)}")
+
+
 @data_app.command("info")
-def data_info_cmd(data: str) -> None:
-    """Classes, images per split and class, sizes, bytes."""
-    _not_built("data info")
+def data_info_cmd(
+    data: Annotated[str, typer.Argument(help="A folder with train/ and val/, or a dataset name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Classes, images per split and class, image size range, total bytes."""
+    from .data.datasets import dataset_info, index_dataset, resolve_data
+
+    info = dataset_info(index_dataset(resolve_data(data)))
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    table = Table(title=f"{info['root']}: {len(info['classes'])} classes")
+    for col in ("class", "train", "val"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name, tr, va in zip(
+        info["classes"], info["train_per_class"], info["val_per_class"], strict=True
+    ):
+        table.add_row(name, str(tr), str(va))
+    table.add_row("[bold]total", f"[bold]{info['train_images']}", f"[bold]{info['val_images']}")
+    console.print(table)
+    width, height = info["width_range"], info["height_range"]
+    console.print(
+        f"image sizes: width {width[0]}-{width[1]}, height {height[0]}-{height[1]}; "
+        f"{info['total_bytes'] / 1e6:.1f} MB; {info['ignored_files']} non-image files ignored; "
+        f"{info['skipped_files']} bad files skipped"
+    )
+
+
+@data_app.command("check")
+def data_check_cmd(
+    data: Annotated[str, typer.Argument(help="A folder with train/ and val/, or a dataset name.")],
+    workers: Annotated[int | None, typer.Option(help="Decoding processes.")] = None,
+) -> None:
+    """Decode every image; list the unreadable ones (exit 1 if any). Loaders then skip them."""
+    from .data.checks import check_dataset
+
+    report = check_dataset(data, workers=workers)
+
+    def short(path: str) -> str:  # relative to the dataset: train/<class>/<file>
+        return (
+            str(Path(path).relative_to(report.root)) if path.startswith(str(report.root)) else path
+        )
+
+    if report.problems:
+        table = Table(title=f"{len(report.problems)} unreadable files (left out of every run)")
+        table.add_column("file", no_wrap=True)
+        table.add_column("problem")
+        for f in report.problems:
+            table.add_row(short(f.path), f.problem)
+        console.print(table)
+    for f in report.notes:
+        console.print(f"note: {short(f.path)}: {f.note}", highlight=False, soft_wrap=True)
+    console.print(
+        f"{report.total} images decoded: {len(report.problems)} unreadable, "
+        f"{len(report.notes)} with notes; results in {report.saved_to}",
+        highlight=False,
+    )
+    if report.problems:
+        raise typer.Exit(1)
 
 
 @bench_app.command("model")
@@ -104,16 +283,13 @@ def bench_model_cmd() -> None:
     _not_built("bench model")
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Console entry: user errors become one line on stderr and exit code 2."""
     try:
         app(args=argv, prog_name="enet")
     except EnetError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False)
-        sys.exit(2)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {err}", highlight=False)
+        sys.exit(err.exit_code)
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted")
         sys.exit(130)
-
-
-_ = Path  # used by the commands added below

@@ -12,17 +12,27 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_enet(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600,
-             check: bool = False) -> subprocess.CompletedProcess:
+def run_enet(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict | None = None,
+    timeout: float = 600,
+    check: bool = False,
+) -> subprocess.CompletedProcess:
     """Run `python -m enet ARGS` as a user would, capturing its output."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120", **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-m", "enet", *args],
-        cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd or REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"enet {' '.join(args)} failed ({proc.returncode}):\n"
-                             f"{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"enet {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 

@@ -1,0 +1,366 @@
+"""Run configuration: frozen, typed dataclasses per section, YAML recipes, --set overrides.
+
+Precedence: defaults < --config FILE < named flags (--model, --epochs, ...) < --set key=value.
+Every YAML key maps to a field; an unknown key, a wrong type or an impossible value is an
+EnetError naming the key (the CLI prints it on one line and exits 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import EnetError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "efficientnet_b0"
+    """Registry name (`enet models` lists them)."""
+    dropout: float | None = None
+    """Dropout before the classifier; None: the model's own (EfficientNet 0.2-0.5, XResNet 0)."""
+    drop_connect_rate: float | None = None
+    """EfficientNet drop-connect: block i of n gets rate * i / n; None: 0.2."""
+    msd_samples: int = 1
+    """Multi-Sample Dropout masks in the head (1: a plain head)."""
+    act: str | None = None
+    """XResNet activation: relu, silu or mish; None: relu."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    data: str = "mini"
+    """A folder with train/ and val/, or a name: mini, imagenette, imagenette-320, imagewoof, ..."""
+    res: int | None = None
+    """Training resolution, pixels; None: the model's own (efficientnet_b3: 300, xresnet: 224)."""
+    eval_res: int | None = None
+    """Evaluation resolution, pixels; None: the training resolution."""
+    loader: str = "auto"
+    """auto (DALI if it works, else torch), dali or torch."""
+    randaugment_n: int = 2
+    """RandAugment operations per image (0: off)."""
+    randaugment_m: int = 9
+    """RandAugment magnitude bin, 0-30 (torchvision's 31-bin scale)."""
+    min_scale: float = 0.08
+    """Smallest random-resized-crop area, as a fraction of the image."""
+    crop_pct: float = 0.875
+    """Evaluation centre crop: resize the shorter side to eval_res / crop_pct, then crop."""
+    workers: int | None = None
+    """Loader worker processes (torch) or threads (DALI); None: the CPU count, at most 8."""
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = "sgd"
+    """sgd (Nesterov momentum), adamw, rmsprop-tf or ranger (RAdam + Lookahead)."""
+    lr: float = 0.2
+    """Peak learning rate, for the global batch (batch_size x accumulation x ranks)."""
+    weight_decay: float = 5e-5
+    """Weight decay; never applied to BatchNorm weights or biases."""
+    momentum: float = 0.9
+    """SGD and RMSprop momentum; Adam-style beta1 for adamw and ranger."""
+    beta2: float = 0.99
+    """Second-moment decay (adamw, ranger) or RMSprop's decay (rmsprop-tf: 0.9 in the paper)."""
+    eps: float = 1e-6
+    """Optimiser epsilon (rmsprop-tf: 1e-3 in the paper, inside the square root)."""
+    label_smoothing: float = 0.1
+    """Cross-entropy label smoothing."""
+    grad_clip: float | None = None
+    """Clip the gradient norm to this value; None: no clipping."""
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    name: str = "one-cycle"
+    """one-cycle (fastai's), flat-cos, or cosine (linear warm-up, then cosine)."""
+    warmup_pct: float = 0.25
+    """one-cycle: share of steps rising from lr / div to lr; cosine: share of linear warm-up."""
+    flat_pct: float = 0.72
+    """flat-cos: share of steps at the full lr before the cosine decay."""
+    div: float = 25.0
+    """one-cycle: the start lr is lr / div."""
+    div_final: float = 1e5
+    """one-cycle and flat-cos: the last lr is lr / div_final."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 5
+    """Epochs to train (a pass over the training split each)."""
+    minutes: float | None = None
+    """Wall-clock budget instead of fixed steps: the schedule is fitted to end on time."""
+    batch_size: int = 64
+    """Images per step on each rank."""
+    accum_steps: int = 1
+    """Micro-batches accumulated per optimiser step."""
+    seed: int = 0
+    """Seed of the model's initialisation, the data order and every augmentation."""
+    device: str = "auto"
+    """auto (CUDA if present, else CPU), cpu or cuda."""
+    precision: str = "auto"
+    """auto (bf16 on a CUDA device with bf16, else fp16; fp32 on the CPU), fp32, bf16 or fp16."""
+    channels_last: bool | None = None
+    """NHWC memory format; None: on CUDA only."""
+    compile: bool = False
+    """Run the model through torch.compile."""
+    ema_decay: float | None = None
+    """Exponential moving average of the weights, per optimiser step (e.g. 0.999); None: off."""
+    sync_bn: bool = False
+    """SyncBatchNorm across ranks."""
+    save_every_steps: int | None = None
+    """Also write checkpoints/last.pt every this many optimiser steps (always at epoch ends)."""
+    log_every_steps: int = 10
+    """Plain-text progress line every this many steps (when the output is not a terminal)."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    out: str | None = None
+    """Run folder; None: runs/<model>-<date>-<time>."""
+    resume: bool = False
+    """Continue from OUT/checkpoints/last.pt."""
+    overwrite: bool = False
+    """Allow starting a fresh run in a non-empty OUT."""
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {f.name: f.type for f in fields(Config)}
+_SECTION_TYPES = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "optim": OptimConfig,
+    "schedule": ScheduleConfig,
+    "train": TrainConfig,
+    "run": RunConfig,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# building a config
+
+
+def _type_hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    """Check `value` against a field's annotation (int, float, str, bool, X | None)."""
+    options = (
+        typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    )
+    if value is None:
+        if type(None) in options:
+            return None
+        raise EnetError(f"{key} cannot be null")
+    for t in options:
+        if t is type(None):
+            continue
+        if t is bool and isinstance(value, bool):
+            return value
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if t is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if t is str and isinstance(value, str):
+            return value
+    names = " or ".join("null" if t is type(None) else t.__name__ for t in options)
+    raise EnetError(f"{key} must be {names}, got {value!r}")
+
+
+def _apply(cfg: Config, section: str, values: dict, origin: str) -> Config:
+    if section not in _SECTION_TYPES:
+        raise EnetError(
+            f"{origin}: unknown section {section!r}; sections: {', '.join(_SECTION_TYPES)}"
+        )
+    if not isinstance(values, dict):
+        raise EnetError(f"{origin}: section {section!r} must be a mapping of keys to values")
+    cls = _SECTION_TYPES[section]
+    hints = _type_hints(cls)
+    changes = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise EnetError(
+                f"{origin}: unknown key {section}.{key}; {section} keys: {', '.join(hints)}"
+            )
+        changes[key] = _coerce(f"{section}.{key}", value, hints[key])
+    return replace(cfg, **{section: replace(getattr(cfg, section), **changes)})
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise EnetError(f"--config {path}: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise EnetError(f"--config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise EnetError(f"--config {path}: expected a mapping of sections")
+    return data
+
+
+def build_config(
+    config_file: str | Path | None = None,
+    flags: dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+    base: Config | None = None,
+) -> Config:
+    """defaults (or `base`) < config file < flags ({'train.epochs': 3, ...}) < --set overrides."""
+    cfg = base or Config()
+    if config_file is not None:
+        for section, values in load_yaml(config_file).items():
+            cfg = _apply(cfg, section, values, f"--config {config_file}")
+    for dotted, value in (flags or {}).items():
+        if value is None:
+            continue
+        section, key = dotted.split(".", 1)
+        cfg = _apply(cfg, section, {key: value}, f"--{key.replace('_', '-')}")
+    for item in overrides or []:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise EnetError(f"--set {item!r}: expected section.key=value (e.g. optim.lr=0.1)")
+        dotted, raw = item.split("=", 1)
+        section, key = dotted.strip().split(".", 1)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        cfg = _apply(cfg, section, {key: value}, f"--set {dotted}")
+    validate(cfg)
+    return cfg
+
+
+def config_from_dict(data: dict) -> Config:
+    """A resolved config saved in a run folder or checkpoint -> Config."""
+    cfg = Config()
+    for section, values in data.items():
+        cfg = _apply(cfg, section, values, "saved config")
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# validation: values that cannot work, named by their key
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise EnetError(message)
+
+
+def validate(cfg: Config) -> None:
+    from .models import get_model_info, list_models
+
+    m, d, o, s, t = cfg.model, cfg.data, cfg.optim, cfg.schedule, cfg.train
+    _check(
+        m.name in list_models(),
+        f"model.name: unknown model {m.name!r}; known models: {', '.join(list_models())}",
+    )
+    family = get_model_info(m.name).family
+    _check(
+        m.dropout is None or 0 <= m.dropout < 1, f"model.dropout must be in [0, 1), got {m.dropout}"
+    )
+    _check(
+        m.drop_connect_rate is None or 0 <= m.drop_connect_rate < 1,
+        f"model.drop_connect_rate must be in [0, 1), got {m.drop_connect_rate}",
+    )
+    _check(
+        m.drop_connect_rate is None or family == "efficientnet",
+        f"model.drop_connect_rate applies to EfficientNet only, not {m.name}",
+    )
+    _check(m.act is None or family == "xresnet", f"model.act applies to XResNet only, not {m.name}")
+    _check(
+        m.act in (None, "relu", "silu", "mish"),
+        f"model.act must be relu, silu or mish, got {m.act!r}",
+    )
+    _check(m.msd_samples >= 1, f"model.msd_samples must be >= 1, got {m.msd_samples}")
+    from .data.datasets import MINI, NAMED_DATASETS
+
+    _check(
+        d.data == "mini" or d.data in NAMED_DATASETS or Path(d.data).expanduser().is_dir(),
+        f"data.data (--data): {d.data!r} is no folder and no dataset name "
+        f"(mini, {', '.join(NAMED_DATASETS)})",
+    )
+    _ = MINI
+    _check(d.res is None or d.res >= 16, f"data.res must be >= 16 pixels, got {d.res}")
+    _check(
+        d.eval_res is None or d.eval_res >= 16,
+        f"data.eval_res must be >= 16 pixels, got {d.eval_res}",
+    )
+    _check(
+        d.loader in ("auto", "dali", "torch"),
+        f"data.loader must be auto, dali or torch, got {d.loader!r}",
+    )
+    _check(d.randaugment_n >= 0, f"data.randaugment_n must be >= 0, got {d.randaugment_n}")
+    _check(
+        0 <= d.randaugment_m <= 30, f"data.randaugment_m must be in 0..30, got {d.randaugment_m}"
+    )
+    _check(0 < d.min_scale <= 1, f"data.min_scale must be in (0, 1], got {d.min_scale}")
+    _check(0 < d.crop_pct <= 1, f"data.crop_pct must be in (0, 1], got {d.crop_pct}")
+    _check(d.workers is None or d.workers >= 0, f"data.workers must be >= 0, got {d.workers}")
+    _check(
+        o.name in ("sgd", "adamw", "rmsprop-tf", "ranger"),
+        f"optim.name must be sgd, adamw, rmsprop-tf or ranger, got {o.name!r}",
+    )
+    _check(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
+    _check(o.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {o.weight_decay}")
+    _check(0 <= o.momentum < 1, f"optim.momentum must be in [0, 1), got {o.momentum}")
+    _check(0 < o.beta2 < 1, f"optim.beta2 must be in (0, 1), got {o.beta2}")
+    _check(o.eps > 0, f"optim.eps must be > 0, got {o.eps}")
+    _check(
+        0 <= o.label_smoothing < 1,
+        f"optim.label_smoothing must be in [0, 1), got {o.label_smoothing}",
+    )
+    _check(
+        o.grad_clip is None or o.grad_clip > 0, f"optim.grad_clip must be > 0, got {o.grad_clip}"
+    )
+    _check(
+        s.name in ("one-cycle", "flat-cos", "cosine"),
+        f"schedule.name must be one-cycle, flat-cos or cosine, got {s.name!r}",
+    )
+    _check(0 <= s.warmup_pct < 1, f"schedule.warmup_pct must be in [0, 1), got {s.warmup_pct}")
+    _check(0 <= s.flat_pct < 1, f"schedule.flat_pct must be in [0, 1), got {s.flat_pct}")
+    _check(s.div >= 1 and s.div_final >= 1, "schedule.div and schedule.div_final must be >= 1")
+    _check(t.epochs >= 1, f"train.epochs must be >= 1, got {t.epochs}")
+    _check(t.minutes is None or t.minutes > 0, f"train.minutes must be > 0, got {t.minutes}")
+    _check(t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}")
+    _check(t.accum_steps >= 1, f"train.accum_steps must be >= 1, got {t.accum_steps}")
+    _check(
+        t.device in ("auto", "cpu", "cuda") or t.device.startswith("cuda:"),
+        f"train.device must be auto, cpu or cuda, got {t.device!r}",
+    )
+    _check(
+        t.precision in ("auto", "fp32", "bf16", "fp16"),
+        f"train.precision must be auto, fp32, bf16 or fp16, got {t.precision!r}",
+    )
+    _check(
+        t.ema_decay is None or 0 < t.ema_decay < 1,
+        f"train.ema_decay must be in (0, 1), got {t.ema_decay}",
+    )
+    _check(
+        t.save_every_steps is None or t.save_every_steps >= 1,
+        f"train.save_every_steps must be >= 1, got {t.save_every_steps}",
+    )
+    _check(t.log_every_steps >= 1, f"train.log_every_steps must be >= 1, got {t.log_every_steps}")
+
+
+def to_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -1,0 +1,79 @@
+"""Distributed set-up from torchrun's environment: rank, world size, device, explicit handles.
+
+torchrun (torch.distributed.run) sets RANK, WORLD_SIZE and LOCAL_RANK; without them this is a
+single process. nccl on CUDA, gloo on the CPU. Only the main rank prints and writes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from ..errors import EnetError
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise EnetError("--device cuda: no CUDA device is available; use --device cpu")
+        return torch.device("cuda", local_rank if name == "cuda" else int(name.split(":")[1]))
+    return torch.device("cpu")
+
+
+def setup(device_name: str, timeout_minutes: float = 10.0) -> DistEnv:
+    """Join the process group if torchrun started us; pick the device."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_name, local_rank)
+    if world_size > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(
+            backend="nccl" if device.type == "cuda" else "gloo",
+            timeout=datetime.timedelta(minutes=timeout_minutes),  # a dead peer ends the job
+            **({"device_id": device} if device.type == "cuda" else {}),
+        )
+    return DistEnv(rank, world_size, local_rank, device)
+
+
+def cleanup() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(values: list[float], env: DistEnv) -> list[float]:
+    """Sum a few numbers over ranks (float64 on the CPU for gloo, on the device for nccl)."""
+    if not env.distributed:
+        return values
+    device = env.device if env.device.type == "cuda" else torch.device("cpu")
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def any_rank(flag: bool, env: DistEnv) -> bool:
+    """True when any rank says so (e.g. a stop signal reached one of them)."""
+    return all_reduce_sum([float(flag)], env)[0] > 0

@@ -1,0 +1,133 @@
+"""Optimisers: SGD (Nesterov), AdamW, TensorFlow-style RMSprop, and Ranger (RAdam + Lookahead).
+
+Weight decay is never applied to BatchNorm weights or biases (any parameter with one dimension).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import OptimConfig
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(cfg: OptimConfig, model: nn.Module) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg.weight_decay)
+    if cfg.name == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, cfg.beta2), eps=cfg.eps)
+    if cfg.name == "rmsprop-tf":
+        return RMSpropTF(groups, lr=cfg.lr, alpha=cfg.beta2, eps=cfg.eps, momentum=cfg.momentum)
+    return Lookahead(
+        torch.optim.RAdam(
+            groups,
+            lr=cfg.lr,
+            betas=(cfg.momentum, cfg.beta2),
+            eps=cfg.eps,
+            decoupled_weight_decay=True,
+        )
+    )
+
+
+class RMSpropTF(torch.optim.Optimizer):
+    """RMSprop as TensorFlow computes it (the EfficientNet paper's optimiser).
+
+    Two differences from torch.optim.RMSprop: epsilon is added *inside* the square root, and the
+    mean square starts at 1, not 0 (so the first steps are not huge). Weight decay is L2, added
+    to the gradient, as TF's regularisers do; momentum accumulates the scaled step (lr inside).
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float = 0.016,
+        alpha: float = 0.9,
+        eps: float = 1e-3,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+    ) -> None:
+        defaults = dict(lr=lr, alpha=alpha, eps=eps, momentum=momentum, weight_decay=weight_decay)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None if closure is None else closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                if group["weight_decay"]:
+                    grad = grad.add(p, alpha=group["weight_decay"])
+                state = self.state[p]
+                if not state:
+                    state["square_avg"] = torch.ones_like(p)
+                    state["momentum_buffer"] = torch.zeros_like(p)
+                square_avg = state["square_avg"]
+                square_avg.mul_(group["alpha"]).addcmul_(grad, grad, value=1 - group["alpha"])
+                update = grad / square_avg.add(group["eps"]).sqrt_()
+                buf = state["momentum_buffer"]
+                buf.mul_(group["momentum"]).add_(update, alpha=group["lr"])
+                p.sub_(buf)
+        return loss
+
+
+class Lookahead(torch.optim.Optimizer):
+    """Lookahead (Zhang et al. 2019) around any optimiser: every k steps the slow weights move
+    alpha of the way to the fast ones, and the fast weights restart from there.
+
+    Ranger = Lookahead(RAdam), as fastai's Imagenette leaderboard entries train. The slow weights
+    live in the inner optimiser's per-parameter state, so `state_dict()` holds everything.
+    """
+
+    def __init__(self, base: torch.optim.Optimizer, k: int = 6, alpha: float = 0.5) -> None:
+        self.base = base
+        self.k, self.alpha = k, alpha
+        self.param_groups = base.param_groups
+        self.defaults = base.defaults
+        self.state = base.state
+        for group in self.param_groups:
+            group.setdefault("lookahead_count", 0)
+
+    def __getstate__(self):
+        return {"base": self.base, "k": self.k, "alpha": self.alpha}
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = self.base.step(closure)
+        for group in self.param_groups:
+            group["lookahead_count"] += 1
+            if group["lookahead_count"] % self.k:
+                continue
+            for p in group["params"]:
+                state = self.base.state[p]
+                slow = state.get("lookahead_slow")
+                if slow is None:  # first sync: the slow weights start where training started
+                    slow = state["lookahead_slow"] = p.detach().clone()
+                    continue
+                slow.add_(p - slow, alpha=self.alpha)
+                p.copy_(slow)
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.base.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self):
+        return self.base.state_dict()
+
+    def load_state_dict(self, state_dict) -> None:
+        self.base.load_state_dict(state_dict)
+        self.param_groups = self.base.param_groups
+        self.state = self.base.state

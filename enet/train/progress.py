@@ -1,0 +1,119 @@
+"""Progress while training, on the main rank: a rich live display on a terminal, plain lines
+otherwise (logs, CI); a results table at the end."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+class Reporter:
+    def __init__(self, enabled: bool, console: Console | None, log_every: int) -> None:
+        self.enabled = enabled
+        self.console = console or Console()
+        self.live = enabled and self.console.is_terminal
+        self.log_every = log_every
+        self.progress: Progress | None = None
+        self.task = None
+        self.total_steps = 0
+
+    def print(self, *args, **kwargs) -> None:
+        if self.enabled:
+            self.console.print(*args, **kwargs)
+
+    def start(self, total_steps: int, first_step: int) -> None:
+        self.total_steps = total_steps
+        if not self.live:
+            return
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  "
+                "{task.fields[ips]:.0f} img/s"
+            ),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task(
+            "train",
+            total=total_steps,
+            completed=first_step,
+            epoch=0,
+            loss=float("nan"),
+            lr=0.0,
+            ips=0.0,
+        )
+
+    def set_total(self, total_steps: int) -> None:
+        self.total_steps = total_steps
+        if self.progress is not None:
+            self.progress.update(self.task, total=total_steps)
+
+    def step(self, step: int, epoch: int, loss: float, lr: float, img_per_s: float) -> None:
+        if not self.enabled:
+            return
+        if self.progress is not None:
+            self.progress.update(
+                self.task, completed=step, epoch=epoch, loss=loss, lr=lr, ips=img_per_s
+            )
+        elif step % self.log_every == 0:
+            self.console.print(
+                f"epoch {epoch} step {step}/{self.total_steps} loss {loss:.4f} lr {lr:.3e} "
+                f"{img_per_s:.1f} img/s",
+                highlight=False,
+            )
+
+    def epoch_end(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        ema = f" ema top-1 {record['ema_top1']:.2f}%" if record.get("ema_top1") is not None else ""
+        self.print(
+            f"epoch {record['epoch']} done: train loss {record['train_loss']:.4f}, val loss "
+            f"{record['val_loss']:.4f}, top-1 {record['top1']:.2f}%, top-5 {record['top5']:.2f}%"
+            f"{ema}, {record['img_per_s']:.1f} img/s, {record['epoch_s']:.1f} s",
+            highlight=False,
+        )
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def results(self, summary: dict, out: str) -> None:
+        self.stop()
+        if not self.enabled:
+            return
+        table = Table(
+            title=f"{summary['model']} on {summary['data']} ({summary['res']}px, "
+            f"{summary['epochs']} epochs)"
+        )
+        cols = ["top-1 %", "top-5 %", "best top-1 %"]
+        if summary.get("ema_top1") is not None:
+            cols.append("EMA top-1 %")
+        cols += ["train img/s", "wall time"]
+        for col in cols:
+            table.add_column(col, justify="right")
+        row = [f"{summary['top1']:.2f}", f"{summary['top5']:.2f}", f"{summary['best_top1']:.2f}"]
+        if summary.get("ema_top1") is not None:
+            row.append(f"{summary['ema_top1']:.2f}")
+        row += [f"{summary['img_per_s']:.1f}", _duration(summary["wall_s"])]
+        table.add_row(*row)
+        self.console.print(table)
+        self.console.print(f"run folder: {out}", highlight=False)
+
+
+def _duration(seconds: float) -> str:
+    minutes, sec = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
+
+
+def now() -> float:
+    return time.perf_counter()

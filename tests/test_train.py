@@ -1,0 +1,440 @@
+"""Training: schedules, loss, optimisers, config errors, and real runs of `enet train` in
+subprocesses (resume after SIGKILL, SIGTERM, the non-finite guard, two gloo ranks, eval)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import REPO, run_enet
+from datasets_util import solid_dataset
+
+from enet.config import ScheduleConfig, build_config
+from enet.data import dali_status
+from enet.errors import EnetError
+from enet.train.optim import Lookahead, RMSpropTF, build_optimizer, param_groups
+from enet.train.schedule import flat_cos, make_schedule, one_cycle, warmup_cosine
+
+BACKENDS = ["torch"] + (["dali"] if dali_status() is None else [])
+# Small and quick, but with every stateful part on: dropout, drop-connect, a Multi-Sample
+# Dropout head, RandAugment, EMA, checkpoints mid-epoch.
+QUICK = [
+    "--model",
+    "efficientnet_b0",
+    "--data",
+    "mini",
+    "--res",
+    "32",
+    "--batch-size",
+    "16",
+    "--epochs",
+    "2",
+    "--device",
+    "cpu",
+    "--lr",
+    "0.05",
+    "--set",
+    "train.ema_decay=0.9",
+    "--set",
+    "model.msd_samples=2",
+    "--set",
+    "train.log_every_steps=1",
+    "--set",
+    "data.workers=1",
+]
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENET_DATA_DIR", str(tmp_path / "cache"))
+
+
+# ---------------------------------------------------------------------------------------------
+# pure functions
+
+
+def test_one_cycle_start_peak_end():
+    total, lr = 1000, 0.4
+    assert one_cycle(0, total, lr) == pytest.approx(lr / 25)
+    assert one_cycle(250, total, lr) == pytest.approx(lr)  # the peak at 25%
+    assert one_cycle(1000, total, lr) == pytest.approx(lr / 1e5)
+    assert one_cycle(125, total, lr) == pytest.approx((lr / 25 + lr) / 2)  # cosine midpoint
+    values = [one_cycle(s, total, lr) for s in range(total + 1)]
+    assert max(values) == pytest.approx(lr)
+    assert values.index(max(values)) == 250
+
+
+def test_flat_cos_and_warmup_cosine():
+    assert flat_cos(0, 100, 0.01) == 0.01 and flat_cos(71, 100, 0.01) == 0.01
+    assert flat_cos(100, 100, 0.01) == pytest.approx(1e-7)
+    assert flat_cos(86, 100, 0.01) == pytest.approx(0.005, rel=0.02)  # halfway down the cosine
+    assert warmup_cosine(0, 100, 1.0, warmup_pct=0.1) == pytest.approx(0.1)
+    assert warmup_cosine(9, 100, 1.0, warmup_pct=0.1) == pytest.approx(1.0)
+    assert warmup_cosine(55, 100, 1.0, warmup_pct=0.1) == pytest.approx(0.5)
+    assert warmup_cosine(100, 100, 1.0, warmup_pct=0.1) == pytest.approx(0.0)
+    fn = make_schedule(ScheduleConfig(name="one-cycle"), 0.1, 40)
+    assert fn(10) == pytest.approx(0.1)
+
+
+def test_label_smoothing_equals_its_formula():
+    torch.manual_seed(0)
+    logits, target, eps = torch.randn(16, 7), torch.randint(0, 7, (16,)), 0.1
+    loss = torch.nn.CrossEntropyLoss(label_smoothing=eps)(logits, target)
+    log_p = logits.log_softmax(1)
+    formula = (
+        (1 - eps) * -log_p.gather(1, target[:, None]).squeeze(1) + eps * -log_p.mean(1)
+    ).mean()
+    assert loss.item() == pytest.approx(formula.item(), rel=1e-6)
+
+
+def test_no_weight_decay_on_norms_and_biases():
+    from enet.models import create_model
+
+    model = create_model("xresnet18", 10)
+    decay, no_decay = param_groups(model, 0.05)
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim > 1 for p in decay["params"])
+    assert all(p.ndim == 1 for p in no_decay["params"])
+    n_bn = sum(2 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert len(no_decay["params"]) == n_bn + 1  # BatchNorm weight and bias, the fc bias
+
+
+def test_rmsprop_tf_matches_the_tensorflow_update():
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = RMSpropTF([p], lr=0.1, alpha=0.9, eps=1e-3, momentum=0.9)
+    g = torch.tensor([0.5, 0.25])
+    p.grad = g.clone()
+    opt.step()
+    ms = 0.9 * 1.0 + 0.1 * g**2  # the mean square starts at one
+    mom = 0.1 * g / torch.sqrt(ms + 1e-3)  # epsilon inside the root
+    assert torch.allclose(p.detach(), torch.tensor([1.0, -2.0]) - mom)
+
+
+def test_ranger_lookahead_syncs_every_k_steps_and_resumes():
+    from enet.config import OptimConfig
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    opt = build_optimizer(OptimConfig(name="ranger", lr=0.01, weight_decay=0.0), model)
+    assert isinstance(opt, Lookahead)
+
+    def steps(optimizer, n):
+        for _ in range(n):
+            optimizer.zero_grad()
+            model(torch.ones(3, 4)).pow(2).sum().backward()
+            optimizer.step()
+
+    steps(opt, 7)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    saved = copy.deepcopy(opt.state_dict())  # state_dict() holds live tensors
+    steps(opt, 8)
+    after = {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(state)
+    again = build_optimizer(OptimConfig(name="ranger", lr=0.01, weight_decay=0.0), model)
+    again.load_state_dict(saved)
+    steps(again, 8)
+    for k in after:
+        assert torch.equal(after[k], model.state_dict()[k])
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration
+
+
+def test_config_precedence(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("train:\n  epochs: 7\n  batch_size: 12\noptim:\n  lr: 0.3\n")
+    cfg = build_config(recipe, {"train.epochs": 4}, ["train.epochs=9", "optim.name=adamw"])
+    assert cfg.train.epochs == 9 and cfg.train.batch_size == 12
+    assert cfg.optim.lr == 0.3 and cfg.optim.name == "adamw"
+    assert build_config(recipe, {"train.epochs": 4}).train.epochs == 4
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "optim.lrr=0.1"], "unknown key optim.lrr"),
+        (["--set", "train.epochs=many"], "train.epochs must be int"),
+        (["--lr", "-1"], "optim.lr must be > 0"),
+        (["--epochs", "0"], "train.epochs must be >= 1"),
+        (["--model", "resnet9000"], "unknown model 'resnet9000'"),
+        (["--data", "/no/such/folder"], "data.data (--data)"),
+        (["--set", "nosection.x=1"], "unknown section 'nosection'"),
+        (["--set", "lr=1"], "expected section.key=value"),
+    ],
+)
+def test_config_errors_are_one_line(tmp_path, args, message):
+    proc = run_enet("train", "--out", str(tmp_path / "r"), *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_yaml_recipe(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model:\n  name: [unclosed\n")
+    proc = run_enet("train", "--config", str(recipe), "--out", str(tmp_path / "r"))
+    assert proc.returncode == 2 and "not valid YAML" in proc.stderr
+    recipe.write_text("model:\n  colour: blue\n")
+    proc = run_enet("train", "--config", str(recipe), "--out", str(tmp_path / "r"))
+    assert proc.returncode == 2 and "unknown key model.colour" in proc.stderr
+
+
+def test_shipped_recipes_load():
+    for recipe in sorted((REPO / "configs").glob("*.yaml")):
+        if recipe.name.startswith("compare"):
+            continue
+        cfg = build_config(recipe)
+        assert cfg.train.epochs >= 1, recipe
+
+
+# ---------------------------------------------------------------------------------------------
+# real runs
+
+
+def _final(out):
+    return torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+
+
+def test_short_run_lowers_the_loss_and_writes_the_run_folder(tmp_path):
+    out = tmp_path / "run"
+    proc = run_enet(
+        "train",
+        "--model",
+        "xresnet18",
+        "--data",
+        "mini",
+        "--res",
+        "32",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "4",
+        "--device",
+        "cpu",
+        "--lr",
+        "0.01",
+        "--set",
+        "optim.name=adamw",
+        "--set",
+        "data.randaugment_n=0",
+        "--out",
+        str(out),
+        check=True,
+    )
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+    assert records[-1]["train_loss"] < records[0]["train_loss"] - 0.2
+    assert records[-1]["step"] == 4 * 7
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["params"] == 11_200_874
+    assert summary["top1"] == records[-1]["top1"] and summary["top1"] > 10.0
+    assert (out / "config.yaml").exists() and (out / "checkpoints" / "best.pt").exists()
+    env = json.loads((out / "env.json").read_text())
+    assert env["torch"] == torch.__version__ and env["world_size"] == 1
+    ckpt = _final(out)  # loads with weights_only=True: data, not code
+    assert ckpt["position"]["step"] == 28 and ckpt["classes"][0] == "n01440764"
+    assert "top-1 %" in proc.stdout and str(out) in proc.stdout
+
+    # eval of the same checkpoint on the same data reproduces the run's last top-1
+    ev = run_enet(
+        "eval",
+        str(out / "checkpoints" / "last.pt"),
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "ev"),
+        check=True,
+    )
+    result = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    assert result["top1"] == pytest.approx(summary["top1"])
+    assert sum(result["per_class_total"]) == 100 and (tmp_path / "ev" / "confusion.png").exists()
+    assert "per-class accuracy" in ev.stdout
+    tta = run_enet(
+        "eval",
+        str(out / "checkpoints" / "last.pt"),
+        "--tta",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "ev2"),
+        check=True,
+    )
+    assert "TTA" in tta.stdout
+    # a checkpoint whose classes do not match the data
+    other = solid_dataset(tmp_path / "other")
+    bad = run_enet(
+        "eval", str(out / "checkpoints" / "last.pt"), "--data", str(other), "--device", "cpu"
+    )
+    assert bad.returncode == 2 and "classes do not match" in bad.stderr
+    no_ema = run_enet("eval", str(out / "checkpoints" / "last.pt"), "--ema", "--device", "cpu")
+    assert no_ema.returncode == 2 and "no EMA weights" in no_ema.stderr
+
+    # the run folder is protected
+    again = run_enet("train", "--model", "xresnet18", "--out", str(out))
+    assert again.returncode == 2 and "not empty" in again.stderr and "--overwrite" in again.stderr
+    other_model = run_enet("train", "--model", "efficientnet_b0", "--out", str(out), "--resume")
+    assert other_model.returncode == 2 and "trains xresnet18" in other_model.stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_resume_after_sigkill_mid_epoch_is_bitwise_identical(tmp_path, backend):
+    args = [*QUICK, "--loader", backend, "--set", "train.save_every_steps=4"]
+    full = tmp_path / "full"
+    run_enet("train", *args, "--out", str(full), check=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "enet", "train", *args, "--out", str(killed)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    for line in proc.stdout:
+        if "step 18/" in line:  # epoch 2 of 15-step epochs, after the step-16 checkpoint
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert _final(killed)["position"]["step"] in (16,)  # mid-epoch
+
+    run_enet("train", "--out", str(killed), "--resume", check=True)
+    a, b = _final(full), _final(killed)
+    assert a["position"]["step"] == b["position"]["step"] == 30
+    for key in ("model", "ema"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), (key, name)
+    a_m = (full / "metrics.jsonl").read_text().splitlines()
+    b_m = (killed / "metrics.jsonl").read_text().splitlines()
+    for x, y in zip(a_m, b_m, strict=True):  # the same losses, epoch by epoch
+        x, y = json.loads(x), json.loads(y)
+        assert (x["train_loss"], x["top1"]) == (y["train_loss"], y["top1"])
+
+
+def test_sigterm_saves_and_exits(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "enet", "train", *QUICK, "--out", str(out)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "step 5/" in line:
+            proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    text = "".join(lines)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM at step" in text and "--resume" in text
+    assert "Traceback" not in text
+    step = _final(out)["position"]["step"]
+    assert 5 <= step < 15
+    assert not (out / "summary.json").exists()
+
+
+def test_non_finite_loss_stops_with_the_step_named(tmp_path):
+    out = tmp_path / "run"
+    proc = run_enet(
+        "train",
+        *QUICK,
+        "--out",
+        str(out),
+        "--lr",
+        "1e12",
+        "--set",
+        "optim.name=sgd",
+        "--set",
+        "train.save_every_steps=1",
+    )
+    assert proc.returncode == 3
+    assert "non-finite" in proc.stderr and "at step" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    step = int(proc.stderr.split("at step ")[1].split()[0])
+    ckpt = _final(out)
+    assert ckpt["position"]["step"] == step - 1  # the last good one stays
+    assert all(torch.isfinite(t).all() for t in ckpt["model"].values() if t.is_floating_point())
+
+
+def test_two_gloo_ranks_complete_with_equal_weights(tmp_path):
+    out = tmp_path / "ddp"
+    proc = run_enet(
+        "train",
+        "--nproc-per-node",
+        "2",
+        "--model",
+        "xresnet18",
+        "--data",
+        "mini",
+        "--res",
+        "32",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--set",
+        "data.workers=0",
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["ranks_in_sync"] is True
+    assert summary["steps"] == 240 // 2 // 16  # each rank takes half of every epoch
+    ckpt = _final(out)
+    assert len(ckpt["loaders"]) == 2 and len(ckpt["rng"]) == 2
+    # the two ranks saw different halves of the data
+    assert ckpt["loaders"][0]["batch"] == ckpt["loaders"][1]["batch"]
+    assert math.isfinite(summary["top1"])
+
+
+def test_dead_rank_ends_the_job(tmp_path):
+    """A rank that fails (here: a CUDA device that is not there) ends the job, non-zero."""
+    proc = run_enet(
+        "train",
+        "--nproc-per-node",
+        "2",
+        "--model",
+        "xresnet18",
+        "--data",
+        "mini",
+        "--res",
+        "32",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "1",
+        "--device",
+        "cuda",
+        "--out",
+        str(tmp_path / "x"),
+        timeout=300,
+    )
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert proc.returncode != 0
+    assert "no CUDA device" in proc.stdout + proc.stderr
+
+
+def test_resolved_config_is_saved_and_resume_needs_out(tmp_path):
+    proc = run_enet("train", "--resume")
+    assert proc.returncode == 2 and "--resume needs --out" in proc.stderr
+    with pytest.raises(EnetError):
+        build_config(None, {"train.precision": "fp64"})
