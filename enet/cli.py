@@ -19,7 +19,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
+# Plain output (logs, CI) gets room for the wide tables; a terminal keeps its own width.
+console = Console(width=None if Console().is_terminal else 140)
 
 
 def _not_built(command: str) -> None:
@@ -185,9 +186,35 @@ def eval_cmd(
 
 
 @app.command("compare-baselines")
-def compare_cmd() -> None:
-    """Train EfficientNet and XResNet under equal budgets and report."""
-    _not_built("compare-baselines")
+def compare_cmd(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Compare config (configs/compare-imagenette.yaml)."),
+    ] = None,
+    models: Annotated[str | None, typer.Option(help="Models, comma-separated.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Budget: epochs per run.")] = None,
+    minutes: Annotated[
+        float | None,
+        typer.Option(help="Budget: wall-clock minutes per run (schedules fitted to end on time)."),
+    ] = None,
+    seeds: Annotated[int | None, typer.Option(help="Seeds per model.")] = None,
+    data: Annotated[str | None, typer.Option(help="Dataset for every run.")] = None,
+    out: Annotated[str, typer.Option(help="Folder of the runs and the report.")] = "runs/compare",
+    set_: SetOpt = None,
+) -> None:
+    """Train EfficientNet and XResNet under equal budgets; report accuracy against cost."""
+    from .compare import load_compare_config, run
+
+    cfg = load_compare_config(
+        config,
+        models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
+        epochs=epochs,
+        minutes=minutes,
+        seeds=seeds,
+        data=data,
+        extra_set=set_,
+    )
+    run(cfg, out, console=console)
 
 
 data_app = typer.Typer(help="Datasets: download, check, info.", no_args_is_help=True)

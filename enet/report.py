@@ -6,6 +6,9 @@ half-written report.
 
 from __future__ import annotations
 
+import json
+import math
+import shlex
 from pathlib import Path
 
 import matplotlib
@@ -13,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .fileio import atomic_write  # noqa: E402
+from .fileio import atomic_write, write_text_atomic  # noqa: E402
 
 
 def save_figure(fig, path: Path) -> None:
@@ -55,3 +58,386 @@ def confusion_plot(matrix: list[list[int]], classes: list[str], path: Path, titl
                         color="white" if norm[i, j] > 0.5 else "black",
                     )
     save_figure(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# compare-baselines report
+
+CSV_COLUMNS = [
+    "model",
+    "seed",
+    "status",
+    "params",
+    "gflops",
+    "resolution",
+    "epochs",
+    "top1",
+    "top5",
+    "best_top1",
+    "train_img_per_s",
+    "eval_img_per_s",
+    "wall_s",
+    "peak_memory_bytes",
+    "reason",
+    "run_dir",
+]
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def collect_rows(specs, cfg) -> list[dict]:
+    """One row per planned run, from its run folder (finished, failed or not yet run)."""
+    from .compare import failure_path
+    from .models import get_model_info
+
+    rows = []
+    for spec in specs:
+        info = get_model_info(spec.model)
+        res = cfg.resolution if cfg.resolution != "model" else info.resolution
+        row = {c: None for c in CSV_COLUMNS}
+        row.update(
+            model=spec.model,
+            seed=spec.seed,
+            run_dir=str(spec.out),
+            resolution=res,
+            status="not run",
+        )
+        summary = _read_json(spec.out / "summary.json")
+        failed = _read_json(failure_path(spec.out))
+        if summary and summary.get("status") == "finished":
+            row.update(
+                status="finished",
+                params=summary["params"],
+                gflops=summary["gflops"],
+                resolution=summary["res"],
+                epochs=summary["epochs"],
+                top1=summary["top1"],
+                top5=summary["top5"],
+                best_top1=summary["best_top1"],
+                train_img_per_s=summary["img_per_s"],
+                eval_img_per_s=summary.get("eval_img_per_s"),
+                wall_s=summary["wall_s"],
+                peak_memory_bytes=summary.get("peak_memory_bytes"),
+            )
+        elif failed:
+            row.update(status="failed", reason=failed.get("reason"))
+        elif (spec.out / "checkpoints" / "last.pt").is_file():
+            row["status"] = "interrupted"
+        rows.append(row)
+    return rows
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    import statistics
+
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def aggregate(rows: list[dict], models: list[str]) -> list[dict]:
+    """Per model: top-1/top-5 mean and standard deviation over finished seeds, and costs."""
+    out = []
+    for model in models:
+        done = [r for r in rows if r["model"] == model and r["status"] == "finished"]
+        mine = [r for r in rows if r["model"] == model]
+        top1, top1_std = _mean_std([r["top1"] for r in done])
+        top5, top5_std = _mean_std([r["top5"] for r in done])
+        out.append(
+            dict(
+                model=model,
+                runs=len(done),
+                planned=len(mine),
+                failed=sum(r["status"] == "failed" for r in mine),
+                top1=top1,
+                top1_std=top1_std,
+                top5=top5,
+                top5_std=top5_std,
+                best_top1=_mean_std([r["best_top1"] for r in done])[0],
+                params=done[0]["params"] if done else None,
+                gflops=done[0]["gflops"] if done else None,
+                resolution=mine[0]["resolution"],
+                train_img_per_s=_mean_std([r["train_img_per_s"] for r in done])[0],
+                wall_s=_mean_std([r["wall_s"] for r in done])[0],
+                peak_memory_bytes=_mean_std([r["peak_memory_bytes"] or 0 for r in done])[0],
+            )
+        )
+    return out
+
+
+def _fmt(value, spec: str, missing: str = "-") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return missing
+    return format(value, spec)
+
+
+def _duration(seconds) -> str:
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "-"
+    minutes, sec = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
+
+
+def _table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]], int | None]:
+    header = [
+        "model",
+        "runs",
+        "top-1 %",
+        "top-5 %",
+        "params (M)",
+        "GFLOPs",
+        "res",
+        "train img/s",
+        "wall time",
+        "peak memory (GB)",
+    ]
+    finished = [s for s in summary if s["runs"]]
+    best = max(range(len(summary)), key=lambda i: summary[i]["top1"]) if finished else None
+    if best is not None and not summary[best]["runs"]:
+        best = None
+    body = []
+    for s in summary:
+        runs = f"{s['runs']}/{s['planned']}" + (f" ({s['failed']} failed)" if s["failed"] else "")
+        body.append(
+            [
+                s["model"],
+                runs,
+                f"{_fmt(s['top1'], '.2f')} ± {_fmt(s['top1_std'], '.2f')}" if s["runs"] else "-",
+                f"{_fmt(s['top5'], '.2f')} ± {_fmt(s['top5_std'], '.2f')}" if s["runs"] else "-",
+                _fmt(s["params"] / 1e6 if s["params"] else None, ".2f"),
+                _fmt(s["gflops"], ".3f"),
+                str(s["resolution"]),
+                _fmt(s["train_img_per_s"], ".1f"),
+                _duration(s["wall_s"]),
+                _fmt(s["peak_memory_bytes"] / 1e9 if s["runs"] else None, ".2f"),
+            ]
+        )
+    return header, body, best
+
+
+def write_compare_report(out: Path, specs, cfg, console=None) -> list[dict]:
+    """results.csv, report.md and the plots from the run folders under OUT."""
+    import csv
+    import io
+
+    out = Path(out)
+    rows = collect_rows(specs, cfg)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(out / "results.csv", buf.getvalue())
+    summary = aggregate(rows, list(cfg.models))
+    plots = compare_plots(out, specs, summary, list(cfg.models))
+    write_text_atomic(out / "report.md", _markdown(cfg, specs, rows, summary, plots))
+    if console is not None:
+        from rich.table import Table
+
+        header, body, best = _table_rows(summary)
+        budget = f"{cfg.minutes} min" if cfg.minutes is not None else f"{cfg.epochs} epochs"
+        table = Table(title=f"{cfg.data}, {budget} per run, {len(cfg.seeds)} seed(s)")
+        for i, col in enumerate(header):
+            table.add_column(col, justify="left" if i == 0 else "right")
+        for i, line in enumerate(body):
+            table.add_row(*line, style="bold green" if i == best else None)
+        console.print(table)
+        console.print(
+            f"report: {out / 'report.md'}, {out / 'results.csv'}, {len(plots)} plots",
+            highlight=False,
+        )
+    return rows
+
+
+def _markdown(cfg, specs, rows, summary, plots) -> str:
+    header, body, best = _table_rows(summary)
+    budget = f"{cfg.minutes} minutes" if cfg.minutes is not None else f"{cfg.epochs} epochs"
+    res = "each model's own" if cfg.resolution == "model" else f"{cfg.resolution} px"
+    lines = [
+        f"# enet compare-baselines: {cfg.data}",
+        "",
+        f"Budget: {budget} per run; resolution: {res}; seeds: "
+        f"{', '.join(map(str, cfg.seeds))}. Top-1 and top-5 are mean ± standard deviation "
+        "over the finished seeds, on the validation split, after the last epoch. ★ marks "
+        "the best mean top-1.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    ]
+    for i, line in enumerate(body):
+        cells = list(line)
+        if i == best:
+            cells = [f"**{c}**" for c in cells]
+            cells[0] = f"★ {cells[0]}"
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Runs",
+        "",
+        "| model | seed | status | top-1 % | top-5 % | best top-1 % | epochs | wall time | note |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['seed']} | {r['status']} | {_fmt(r['top1'], '.2f')} | "
+            f"{_fmt(r['top5'], '.2f')} | {_fmt(r['best_top1'], '.2f')} | "
+            f"{_fmt(r['epochs'], 'd')} | {_duration(r['wall_s'])} | "
+            f"{(r['reason'] or '').replace('|', '/')} |"
+        )
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+    lines += [
+        "",
+        "## Commands",
+        "",
+        "Each run, exactly as it was started (in the folder where "
+        "`enet compare-baselines` ran; `--resume` "
+        "continues one):",
+        "",
+        "```",
+    ]
+    lines += [" ".join(shlex.quote(a) for a in s.command) for s in specs]
+    lines += ["```", ""]
+    env = next(
+        (
+            _read_json(Path(r["run_dir"]) / "env.json")
+            for r in rows
+            if (Path(r["run_dir"]) / "env.json").is_file()
+        ),
+        None,
+    )
+    if env:
+        keys = (
+            "enet",
+            "python",
+            "torch",
+            "torchvision",
+            "dali",
+            "device",
+            "gpu",
+            "cuda",
+            "cpu_count",
+            "torch_threads",
+            "platform",
+            "git_commit",
+        )
+        lines += ["## Versions", ""] + [f"- {k}: {env[k]}" for k in keys if env.get(k) is not None]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def compare_plots(out: Path, specs, summary: list[dict], models: list[str]) -> list[Path]:
+    """The five figures; each readable on its own (titles, axis labels with units, legends)."""
+    import numpy as np
+
+    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
+    curves: dict[str, list[list[dict]]] = {m: [] for m in models}
+    for spec in specs:
+        records = _metrics(spec.out)
+        if records and (spec.out / "summary.json").is_file():
+            curves[spec.model].append(records)
+    paths = []
+
+    def band_plot(x_key: str, xlabel: str, name: str, title: str, scale: float = 1.0) -> None:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        drawn = False
+        for m in models:
+            runs = curves[m]
+            if not runs:
+                continue
+            n = min(len(r) for r in runs)
+            top1 = np.array([[rec["top1"] for rec in r[:n]] for r in runs])
+            xs = np.array([[rec[x_key] for rec in r[:n]] for r in runs]).mean(0) / scale
+            mean = top1.mean(0)
+            ax.plot(
+                xs,
+                mean,
+                marker="o",
+                color=colours[m],
+                label=f"{m} ({len(runs)} seed{'s' if len(runs) > 1 else ''})",
+            )
+            if len(runs) > 1:
+                ax.fill_between(xs, top1.min(0), top1.max(0), color=colours[m], alpha=0.2)
+            drawn = True
+        if not drawn:
+            plt.close(fig)
+            return
+        ax.set_xlabel(xlabel)
+        if x_key == "epoch":
+            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.set_ylabel("validation top-1 (%)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        save_figure(fig, out / name)
+        paths.append(out / name)
+
+    band_plot(
+        "epoch",
+        "epoch",
+        "top1_vs_epoch.png",
+        "Top-1 by epoch (line: mean over seeds; band: min to max)",
+    )
+    band_plot(
+        "wall_s",
+        "wall-clock time (minutes)",
+        "top1_vs_time.png",
+        "Top-1 against training time (mean over seeds)",
+        scale=60.0,
+    )
+
+    done = [s for s in summary if s["runs"]]
+    for key, xlabel, name in (
+        ("params", "parameters (millions)", "top1_vs_params.png"),
+        ("gflops", "GFLOPs per image at its resolution", "top1_vs_gflops.png"),
+    ):
+        if not done:
+            break
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for s in done:
+            x = s[key] / 1e6 if key == "params" else s[key]
+            ax.errorbar(
+                x, s["top1"], yerr=s["top1_std"], fmt="o", color=colours[s["model"]], capsize=4
+            )
+            ax.annotate(
+                s["model"], (x, s["top1"]), textcoords="offset points", xytext=(6, 6), fontsize=8
+            )
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("validation top-1 (%), mean ± std")
+        ax.set_title(f"Top-1 against {'size' if key == 'params' else 'compute'}")
+        ax.grid(alpha=0.3)
+        save_figure(fig, out / name)
+        paths.append(out / name)
+
+    if done:
+        fig, ax = plt.subplots(figsize=(7, 0.5 * len(done) + 1.5))
+        names = [s["model"] for s in done]
+        ax.barh(names, [s["train_img_per_s"] for s in done], color=[colours[n] for n in names])
+        for i, s in enumerate(done):
+            ax.text(
+                s["train_img_per_s"], i, f" {s['train_img_per_s']:.1f}", va="center", fontsize=8
+            )
+        ax.set_xlabel("training images per second (mean over seeds)")
+        ax.set_title("Training throughput")
+        ax.invert_yaxis()
+        save_figure(fig, out / "throughput.png")
+        paths.append(out / "throughput.png")
+    return paths

@@ -1,0 +1,337 @@
+"""`enet compare-baselines`: every (model, seed) as an ordinary `enet train` run under one
+budget, then one report (CSV, markdown, PNG plots, a terminal table).
+
+Each run is a subprocess `enet train ...` into OUT/<model>-s<seed>/, its output logged to
+OUT/logs/<model>-s<seed>.log: a crash cannot take the others down, and report.md lists the
+exact commands. Finished runs are
+skipped when the comparison runs again, interrupted ones resume from their checkpoint, and a
+failed one is recorded with its reason while the rest go on.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from .errors import EnetError
+from .models import get_model_info, list_models
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    data: str = "imagenette"
+    """Dataset for every run (a folder or a name)."""
+    resolution: int | str = 128
+    """Pixels for every model, or "model": each model's own (b3: 300, xresnet: 224)."""
+    epochs: int | None = 5
+    """Budget in epochs (the same for every run) ..."""
+    minutes: float | None = None
+    """... or in wall-clock minutes per run (each schedule fitted to end on time)."""
+    seeds: tuple[int, ...] = (0,)
+    models: tuple[str, ...] = ("efficientnet_b0", "xresnet18")
+    recipes: dict[str, str] = field(default_factory=dict)
+    """Training recipe (a train config YAML) per family or per model name."""
+    overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per-model `section.key=value` overrides on top of its recipe."""
+    set: tuple[str, ...] = ()
+    """Overrides for every run."""
+    base_dir: Path = Path(".")
+    """Recipes are found relative to the compare config's folder."""
+
+    def recipe_for(self, model: str) -> Path | None:
+        family = get_model_info(model).family
+        name = self.recipes.get(model) or self.recipes.get(family)
+        if name is None:
+            return None
+        path = Path(name)
+        for candidate in (path, self.base_dir / path):
+            if candidate.is_file():
+                return candidate
+        raise EnetError(f"recipe {name} for {model} not found (looked in . and {self.base_dir})")
+
+
+_KEYS = {
+    "data",
+    "resolution",
+    "epochs",
+    "minutes",
+    "seeds",
+    "models",
+    "recipes",
+    "overrides",
+    "set",
+}
+
+
+def load_compare_config(
+    path: str | Path | None,
+    *,
+    models: list[str] | None = None,
+    epochs: int | None = None,
+    minutes: float | None = None,
+    seeds: int | None = None,
+    data: str | None = None,
+    extra_set: list[str] | None = None,
+) -> CompareConfig:
+    """A compare config (YAML) with the command line's choices on top."""
+    raw: dict[str, Any] = {}
+    base = Path(".")
+    if path is not None:
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except OSError as err:
+            raise EnetError(f"--config {path}: {err.strerror}") from None
+        except yaml.YAMLError as err:
+            raise EnetError(
+                f"--config {path}: not valid YAML ({str(err).splitlines()[0]})"
+            ) from None
+        if not isinstance(raw, dict):
+            raise EnetError(f"--config {path}: expected a mapping")
+        unknown = sorted(set(raw) - _KEYS)
+        if unknown:
+            raise EnetError(
+                f"--config {path}: unknown key {unknown[0]!r}; keys: {', '.join(sorted(_KEYS))}"
+            )
+        base = path.parent
+    budget_epochs = raw.get("epochs", 5)
+    budget_minutes = raw.get("minutes")
+    if epochs is not None:
+        budget_epochs, budget_minutes = epochs, None
+    if minutes is not None:
+        budget_minutes = minutes
+    seed_spec = raw.get("seeds", 1) if seeds is None else seeds
+    if isinstance(seed_spec, int):
+        if seed_spec < 1:
+            raise EnetError(f"seeds must be >= 1, got {seed_spec}")
+        seed_list = tuple(range(seed_spec))
+    elif isinstance(seed_spec, list) and all(isinstance(s, int) for s in seed_spec) and seed_spec:
+        seed_list = tuple(seed_spec)
+    else:
+        raise EnetError(f"seeds must be a count or a list of integers, got {seed_spec!r}")
+    model_list = tuple(models or raw.get("models") or ())
+    if not model_list:
+        raise EnetError("no models to compare: give --models a,b or `models:` in the config")
+    for m in model_list:
+        if m not in list_models():
+            raise EnetError(f"unknown model {m!r}; known models: {', '.join(list_models())}")
+    resolution = raw.get("resolution", 128)
+    if not (resolution == "model" or (isinstance(resolution, int) and resolution >= 16)):
+        raise EnetError(f'resolution must be pixels (>= 16) or "model", got {resolution!r}')
+    if budget_minutes is None and (not isinstance(budget_epochs, int) or budget_epochs < 1):
+        raise EnetError(f"epochs must be >= 1, got {budget_epochs!r}")
+    overrides = {k: tuple(v) for k, v in (raw.get("overrides") or {}).items()}
+    cfg = CompareConfig(
+        data=data or raw.get("data", "imagenette"),
+        resolution=resolution,
+        epochs=budget_epochs if budget_minutes is None else None,
+        minutes=budget_minutes,
+        seeds=seed_list,
+        models=model_list,
+        recipes=dict(raw.get("recipes") or {}),
+        overrides=overrides,
+        set=tuple(raw.get("set") or ()) + tuple(extra_set or ()),
+        base_dir=base,
+    )
+    for m in cfg.models:
+        cfg.recipe_for(m)  # fail early on a missing recipe
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# running
+
+
+@dataclass
+class RunSpec:
+    model: str
+    seed: int
+    out: Path
+    command: list[str]
+
+
+def plan_runs(cfg: CompareConfig, out: Path) -> list[RunSpec]:
+    specs = []
+    for model in cfg.models:
+        for seed in cfg.seeds:
+            run_dir = out / f"{model}-s{seed}"
+            cmd = ["enet", "train"]
+            recipe = cfg.recipe_for(model)
+            if recipe is not None:
+                cmd += ["--config", str(recipe)]
+            cmd += [
+                "--model",
+                model,
+                "--data",
+                cfg.data,
+                "--seed",
+                str(seed),
+                "--out",
+                str(run_dir),
+            ]
+            if cfg.resolution != "model":
+                cmd += ["--res", str(cfg.resolution)]
+            if cfg.minutes is not None:
+                cmd += ["--minutes", str(cfg.minutes)]
+            else:
+                cmd += ["--epochs", str(cfg.epochs)]
+            for item in (*cfg.set, *cfg.overrides.get(model, ())):
+                cmd += ["--set", item]
+            specs.append(RunSpec(model, seed, run_dir, cmd))
+    return specs
+
+
+def log_path(run_dir: Path) -> Path:
+    """OUT/logs/<run>.log: kept outside the run folder, which belongs to `enet train`."""
+    return run_dir.parent / "logs" / f"{run_dir.name}.log"
+
+
+def failure_path(run_dir: Path) -> Path:
+    return run_dir.parent / "logs" / f"{run_dir.name}.failed.json"
+
+
+def run_state(run_dir: Path) -> str:
+    """finished, interrupted (a checkpoint to resume), failed, or new."""
+    summary = run_dir / "summary.json"
+    if summary.is_file():
+        try:
+            if json.loads(summary.read_text()).get("status") == "finished":
+                return "finished"
+        except ValueError:
+            pass
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        return "interrupted"
+    if failure_path(run_dir).is_file():
+        return "failed"
+    return "new"
+
+
+def _last_error(log: Path) -> str:
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("error:"):
+            return line[len("error:") :].strip()
+    return lines[-1] if lines else "no output"
+
+
+def run_one(spec: RunSpec, console: Console, index: int, total: int) -> str:
+    """Run (or resume, or skip) one training run; returns its final state."""
+    state = run_state(spec.out)
+    label = f"[{index}/{total}] {spec.model} seed {spec.seed}"
+    if state == "finished":
+        console.print(f"{label}: finished earlier, skipped", highlight=False)
+        return "finished"
+    cmd = list(spec.command)
+    if state == "interrupted":
+        cmd += ["--resume"]
+    elif spec.out.exists():
+        cmd += ["--overwrite"]  # a failed or never-checkpointed attempt: start it again
+    console.print(
+        f"{label}: {'resuming' if state == 'interrupted' else 'training'} -> {spec.out}",
+        highlight=False,
+    )
+    failure_path(spec.out).unlink(missing_ok=True)
+    start = time.perf_counter()
+    log = log_path(spec.out)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as f:
+        f.write(f"$ {shlex.join(cmd)}\n")
+        f.flush()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "enet", *cmd[1:]],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        _CHILD.append(proc)
+        try:
+            returncode = proc.wait()
+        finally:
+            _CHILD.clear()
+    elapsed = time.perf_counter() - start
+    if returncode == 0 and run_state(spec.out) == "finished":
+        summary = json.loads((spec.out / "summary.json").read_text())
+        console.print(
+            f"{label}: top-1 {summary['top1']:.2f}% in {elapsed / 60:.1f} min", highlight=False
+        )
+        return "finished"
+    if returncode in (130, 143, -2, -15):  # stopped by a signal: resumable
+        raise KeyboardInterrupt
+    reason = _last_error(log)
+    from .fileio import write_json_atomic
+
+    write_json_atomic(
+        failure_path(spec.out), {"exit_code": returncode, "reason": reason, "command": cmd}
+    )
+    console.print(f"{label}: [red]failed[/] ({reason}); the others go on", highlight=False)
+    return "failed"
+
+
+_CHILD: list[subprocess.Popen] = []  # the run in progress, if any
+
+
+def _on_stop(signum, frame) -> None:
+    """SIGTERM / SIGINT: a running `enet train` gets the signal (it saves its checkpoint and
+    exits, and is resumed next time); between runs the comparison stops at once."""
+    if _CHILD:
+        _CHILD[0].send_signal(signum)
+    else:
+        raise KeyboardInterrupt
+
+
+def run(cfg: CompareConfig, out: str | Path, console: Console | None = None) -> list[dict]:
+    """Train every (model, seed) pair not finished yet, then write the report."""
+    from .report import write_compare_report
+
+    console = console or Console()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    specs = plan_runs(cfg, out)
+    budget = f"{cfg.minutes} min" if cfg.minutes is not None else f"{cfg.epochs} epochs"
+    console.print(
+        f"comparing {', '.join(cfg.models)} on {cfg.data}: {budget} per run, "
+        f"{len(cfg.seeds)} seed(s), {len(specs)} runs, into {out}",
+        highlight=False,
+    )
+    from .fileio import write_text_atomic
+
+    write_text_atomic(out / "compare.yaml", yaml.safe_dump(_as_yaml(cfg), sort_keys=False))
+    previous = {sig: signal.signal(sig, _on_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for i, spec in enumerate(specs, 1):
+            run_one(spec, console, i, len(specs))
+    except KeyboardInterrupt:
+        console.print(
+            "[yellow]interrupted; run the same command again to continue (finished runs are kept)",
+            highlight=False,
+        )
+        write_compare_report(out, specs, cfg, console=None)
+        raise SystemExit(130) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return write_compare_report(out, specs, cfg, console=console)
+
+
+def _as_yaml(cfg: CompareConfig) -> dict:
+    return {
+        "data": cfg.data,
+        "resolution": cfg.resolution,
+        "epochs": cfg.epochs,
+        "minutes": cfg.minutes,
+        "seeds": list(cfg.seeds),
+        "models": list(cfg.models),
+        "recipes": {k: str(v) for k, v in cfg.recipes.items()},
+        "overrides": {k: list(v) for k, v in cfg.overrides.items()},
+        "set": list(cfg.set),
+    }
