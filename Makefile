@@ -18,11 +18,17 @@ $(STAMP): pyproject.toml
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# Trains a small XResNet on the shipped mini data on the CPU (well under two minutes), then
+# evaluates its best checkpoint.
 demo: install
-	$(BIN)/enet models
+	$(BIN)/enet train --config configs/smoke.yaml --out runs/demo --overwrite
+	$(BIN)/enet eval runs/demo/checkpoints/best.pt --out runs/demo/eval
 
+# Model step and data pipeline throughput, each against what a user would otherwise run.
+BENCH_DATA ?= $(if $(wildcard ../shared/data/imagenette-224/train),../shared/data/imagenette-224,mini)
 bench: install
-	$(BIN)/enet models
+	$(BIN)/enet bench model --batch-size 32 --res 128 --precision fp32
+	$(BIN)/enet bench data $(BENCH_DATA) --res 128 --batch-size 64 --workers 2
 
 lint: install
 	$(BIN)/ruff check enet tests scripts

@@ -11,7 +11,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
@@ -78,10 +78,12 @@ def baseline_loader(root, res: int, batch_size: int, randaugment: tuple[int, int
     )
 
 
-def _make_loader(kind: str, root, res: int, batch_size: int, randaugment, workers: int):
+def _make_loader(
+    kind: str, root, res: int, batch_size: int, randaugment, workers: int, device: str = "cpu"
+):
     from .data import build_loaders
 
-    kw = dict(batch_size=batch_size, workers=workers, randaugment=tuple(randaugment))
+    kw = dict(batch_size=batch_size, workers=workers, randaugment=tuple(randaugment), device=device)
     if kind == "dali-enet":
         return build_loaders(root, res, loader="dali", **kw)[0]
     if kind == "dali-dali":
@@ -106,20 +108,24 @@ def _data_pass(
     workers: int,
     images: int,
     warmup_batches: int,
+    device: str,
 ) -> None:
     """One timed pass in a process of its own; sends img/s (or an error text) through `conn`."""
     import warnings
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # DALI's own aliases
     try:
-        batches = _endless(_make_loader(kind, root, res, batch_size, randaugment, workers))
+        batches = _endless(_make_loader(kind, root, res, batch_size, randaugment, workers, device))
         for _ in range(warmup_batches):  # worker start-up, pipeline build, first decodes
             next(batches)
         seen = 0
         start = time.perf_counter()
         while seen < images:
             x, _ = next(batches)
+            x = x.to(device, non_blocking=True)  # counted when it is where training needs it
             seen += x.shape[0]
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         conn.send(seen / (time.perf_counter() - start))
     except BaseException as err:  # noqa: BLE001 (reported by the parent)
         conn.send(f"{type(err).__name__}: {err}")
@@ -161,6 +167,7 @@ def bench_data(
     workers: int = 2,
     randaugment: tuple[int, int] = (2, 9),
     loaders: tuple[str, ...] | None = None,
+    device: str = "cpu",
 ) -> list[dict]:
     """Images per second of enet's loaders and the baseline on DATA's train split.
 
@@ -178,7 +185,7 @@ def bench_data(
         kinds = [k for k in kinds if k != "dali-dali"]
     if not kinds:
         raise EnetError("no loader to benchmark")
-    args = (root, res, batch_size, tuple(randaugment), workers, images, warmup_batches)
+    args = (root, res, batch_size, tuple(randaugment), workers, images, warmup_batches, device)
     results = alternate({DATA_CANDIDATES[k]: _isolated(k, *args) for k in kinds}, passes)
     base = results.get(DATA_CANDIDATES["baseline"])
     rows = []
@@ -194,6 +201,7 @@ def bench_data(
                 images=images,
                 workers=workers,
                 data=str(root),
+                device=device,
             ),
         ).row()
         if base:
@@ -202,4 +210,192 @@ def bench_data(
     return rows
 
 
-__all__ = ["Measured", "alternate", "bench_data", "asdict"]
+# ---------------------------------------------------------------------------------------------
+# model
+
+TORCHVISION_PEERS = ("efficientnet_b0", "resnet50")
+
+
+def _build(name: str, source: str, num_classes: int):
+    if source == "enet":
+        from .models import create_model
+
+        return create_model(name, num_classes)
+    import torchvision
+
+    return getattr(torchvision.models, name)(num_classes=num_classes)
+
+
+class _Candidate:
+    """One model's training step, as `enet train` runs it: SGD with Nesterov momentum, label
+    smoothing, autocast at the given precision, GradScaler only for fp16."""
+
+    def __init__(
+        self,
+        label: str,
+        model,
+        device,
+        batch_size: int,
+        res: int,
+        precision: str,
+        channels_last: bool,
+        compile_model: bool,
+        num_classes: int,
+    ) -> None:
+        from .evaluate import autocast_dtype
+
+        self.label = label
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.to(device, memory_format=fmt).train()
+        self.params = sum(p.numel() for p in self.model.parameters())
+        self.forward = torch.compile(self.model) if compile_model else self.model
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        self.dtype = autocast_dtype(precision)
+        self.device = device
+        gen = torch.Generator().manual_seed(0)
+        self.x = torch.randn(batch_size, 3, res, res, generator=gen).to(device, memory_format=fmt)
+        self.y = torch.randint(0, num_classes, (batch_size,), generator=gen).to(device)
+        self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+
+    def loss(self):
+        with torch.autocast(
+            self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
+        ):
+            return self.criterion(self.forward(self.x), self.y)
+
+    def step(self) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(self.loss()).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+
+    def timed_step(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        start = time.perf_counter()
+        self.step()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return self.x.shape[0] / (time.perf_counter() - start)
+
+    def memory(self) -> dict:
+        """CUDA: the allocator's peak over one step. CPU (no such counter): the bytes autograd
+        keeps for the backward pass, plus weights, gradients and momentum."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.step()
+            torch.cuda.synchronize(self.device)
+            return {"peak_memory_mb": torch.cuda.max_memory_allocated(self.device) / 2**20}
+        saved = [0]
+
+        def pack(t):
+            saved[0] += t.numel() * t.element_size()
+            return t
+
+        self.opt.zero_grad(set_to_none=True)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = self.loss()
+        loss.backward()
+        state = 3 * sum(p.numel() * p.element_size() for p in self.model.parameters())
+        return {"activation_mb": saved[0] / 2**20, "peak_memory_mb": (saved[0] + state) / 2**20}
+
+
+def bench_model(
+    models: tuple[str, ...] = ("efficientnet_b0", "xresnet50"),
+    peers: tuple[str, ...] = TORCHVISION_PEERS,
+    *,
+    batch_size: int = 32,
+    res: int = 128,
+    precision: str = "fp32",
+    channels_last: bool = True,
+    compile_model: bool = False,
+    device: str = "auto",
+    steps: int = 7,
+    warmup: int = 3,
+    num_classes: int = 1000,
+) -> list[dict]:
+    """Training-step images/s and memory of enet's models and torchvision's, side by side."""
+    from .models import get_model_info
+    from .train.distributed import resolve_device
+    from .train.loop import resolve_precision
+
+    dev = resolve_device(device)
+    precision = resolve_precision(precision, dev)
+    if steps < 5:
+        raise EnetError("--steps must be at least 5 (a median needs them)")
+    for name in models:
+        get_model_info(name)  # a clear error for an unknown name
+    candidates = {}
+    for source, names in (("enet", models), ("torchvision", peers)):
+        for name in names:
+            torch.manual_seed(0)
+            label = f"{source} {name}"
+            candidates[label] = _Candidate(
+                label,
+                _build(name, source, num_classes),
+                dev,
+                batch_size,
+                res,
+                precision,
+                channels_last,
+                compile_model,
+                num_classes,
+            )
+    memory = {}
+    for label, c in candidates.items():
+        for _ in range(warmup):  # compiles, oneDNN/cuDNN algorithm choice, allocator warm-up
+            c.step()
+        memory[label] = c.memory()
+    results = alternate({label: c.timed_step for label, c in candidates.items()}, steps)
+    rows = []
+    for label, values in results.items():
+        c = candidates[label]
+        extra = dict(
+            params=c.params,
+            batch_size=batch_size,
+            res=res,
+            precision=precision,
+            channels_last=channels_last,
+            compiled=compile_model,
+            device=str(dev),
+            **memory[label],
+        )
+        rows.append(Measured(label, "img/s", values, extra).row())
+    for row in rows:  # enet against torchvision's model of the same name
+        peer = next(
+            (r for r in rows if r["name"] == f"torchvision {row['name'].split()[-1]}"), None
+        )
+        if row["name"].startswith("enet") and peer:
+            row["vs_torchvision"] = row["median"] / peer["median"]
+            row["memory_vs_torchvision"] = row["peak_memory_mb"] / peer["peak_memory_mb"]
+    return rows
+
+
+def print_table(rows: list[dict], title: str, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title=title)
+    cols = ["name", "median", "min", "max"]
+    extra = [
+        c
+        for c in ("vs_baseline", "vs_torchvision", "peak_memory_mb", "memory_vs_torchvision")
+        if any(c in r for r in rows)
+    ]
+    for col in cols + extra:
+        table.add_column(col.replace("_", " "), justify="left" if col == "name" else "right")
+    for r in rows:
+        cells = [r["name"], f"{r['median']:.1f} {r['unit']}", f"{r['min']:.1f}", f"{r['max']:.1f}"]
+        for col in extra:
+            v = r.get(col)
+            cells.append(
+                "-" if v is None else (f"{v:.0f}" if col == "peak_memory_mb" else f"{v:.2f}x")
+            )
+        table.add_row(*cells)
+    console.print(table)
+
+
+__all__ = ["Measured", "alternate", "bench_data", "bench_model", "print_table"]

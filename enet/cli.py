@@ -304,10 +304,110 @@ def data_check_cmd(
         raise typer.Exit(1)
 
 
+def _write_bench(rows: list[dict], out: str | None, kind: str) -> None:
+    from .fileio import write_text_atomic
+
+    path = Path(out) if out else Path("bench-results") / f"{kind}.json"
+    write_text_atomic(path, json.dumps(rows, indent=2) + "\n")
+    console.print(f"wrote {path}", highlight=False)
+
+
 @bench_app.command("model")
-def bench_model_cmd() -> None:
-    """Training-step throughput of enet's models against torchvision's."""
-    _not_built("bench model")
+def bench_model_cmd(
+    models: Annotated[str, typer.Option(help="enet models, comma-separated.")] = (
+        "efficientnet_b0,xresnet50"
+    ),
+    peers: Annotated[
+        str, typer.Option(help="torchvision models to compare with ('' for none).")
+    ] = ("efficientnet_b0,resnet50"),
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 32,
+    res: Annotated[int, typer.Option(help="Input resolution, pixels.")] = 128,
+    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "fp32",
+    channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last")] = True,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile every model.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    steps: Annotated[int, typer.Option(help="Timed steps per model (median reported).")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    out: Annotated[
+        str | None, typer.Option(help="JSON file (default bench-results/model.json).")
+    ] = None,
+) -> None:
+    """Training-step images/s and memory of enet's models against torchvision's."""
+    from .bench import bench_model, print_table
+
+    def split(text: str) -> tuple[str, ...]:
+        return tuple(x.strip() for x in text.split(",") if x.strip())
+
+    rows = bench_model(
+        split(models),
+        split(peers),
+        batch_size=batch_size,
+        res=res,
+        precision=precision,
+        channels_last=channels_last,
+        compile_model=compile,
+        device=device,
+        steps=steps,
+    )
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        r = rows[0]
+        print_table(
+            rows,
+            f"training step, batch {batch_size}, {res}px, {r['precision']}, "
+            f"{'channels_last' if channels_last else 'NCHW'}"
+            f"{', compiled' if compile else ''} on {r['device']}",
+            console,
+        )
+    _write_bench(rows, out, "model")
+
+
+@bench_app.command("data")
+def bench_data_cmd(
+    data: Annotated[str, typer.Argument(help="Dataset (its train split is read).")] = "mini",
+    res: Annotated[int, typer.Option(help="Output resolution, pixels.")] = 128,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 64,
+    images: Annotated[int, typer.Option(help="Images per timed pass.")] = 2048,
+    passes: Annotated[int, typer.Option(help="Timed passes per loader (median reported).")] = 5,
+    workers: Annotated[int, typer.Option(help="Worker processes / threads of every loader.")] = 2,
+    randaugment: Annotated[bool, typer.Option("--randaugment/--no-randaugment")] = True,
+    loaders: Annotated[
+        str | None,
+        typer.Option(help="Subset: dali-enet, dali-dali, torch, baseline (comma-separated)."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="Where batches are delivered: cpu or cuda.")] = "cpu",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    out: Annotated[
+        str | None, typer.Option(help="JSON file (default bench-results/data.json).")
+    ] = None,
+) -> None:
+    """Images/s of enet's loaders against torchvision's ImageFolder + DataLoader baseline."""
+    from .bench import bench_data, print_table
+
+    if passes < 3:
+        raise EnetError("--passes must be at least 3 (a median needs them)")
+    rows = bench_data(
+        data,
+        res=res,
+        batch_size=batch_size,
+        images=images,
+        passes=passes,
+        workers=workers,
+        randaugment=(2, 9) if randaugment else (0, 9),
+        loaders=tuple(loaders.split(",")) if loaders else None,
+        device=device,
+    )
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print_table(
+            rows,
+            f"loader throughput, {res}px, batch {batch_size}, RandAugment "
+            f"{'2, 9' if randaugment else 'off'}, {workers} workers, {device}",
+            console,
+        )
+    _write_bench(rows, out, "data")
 
 
 def main(argv: list[str] | None = None) -> None:
