@@ -105,8 +105,8 @@ class TrainConfig:
     """auto (CUDA if present, else CPU), cpu or cuda."""
     precision: str = "auto"
     """auto (bf16 on a CUDA device with bf16, else fp16; fp32 on the CPU), fp32, bf16 or fp16."""
-    channels_last: bool | None = None
-    """NHWC memory format; None: on CUDA only."""
+    channels_last: bool = True
+    """NHWC memory format (faster with cuDNN, and with oneDNN on the CPU: 1.4x for B0 here)."""
     compile: bool = False
     """Run the model through torch.compile."""
     ema_decay: float | None = None

@@ -136,9 +136,7 @@ def run_eval(
     dev = resolve_device(device)
     precision = resolve_precision(cfg.train.precision, dev)
     eval_res = res or cfg.data.eval_res or resolve_resolution(cfg)
-    channels_last = (
-        dev.type == "cuda" if cfg.train.channels_last is None else cfg.train.channels_last
-    )
+    channels_last = cfg.train.channels_last
     val, data_classes = build_eval_loader(
         data or cfg.data.data,
         eval_res,

@@ -352,3 +352,21 @@ def test_named_dataset_from_a_mirror_and_offline(tmp_path, server, monkeypatch):
         EnetError, match=r"could not download http://127.0.0.1:9/imagenette2-160.tgz.*--data PATH"
     ):
         resolve_data("imagenette", quiet=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# the full Imagenette copy (ENET_TEST_DATA), when the machine has it
+
+
+def test_imagenette_copy_lists_and_loads(imagenette_path):
+    index = index_dataset(imagenette_path)
+    # the counts of its PROVENANCE.md table
+    assert len(index.train) == 9469 and len(index.val) == 3925 and index.skipped == {}
+    assert index.train.per_class(10)[:3] == [963, 955, 993]
+    assert index.val.per_class(10)[-2:] == [399, 390]
+    for backend in BACKENDS:
+        train, val, classes = build_loaders(index, 128, 32, loader=backend, workers=2)
+        assert classes[0] == "n01440764" and len(train) == 9469 // 32
+        images, labels = next(iter(train))
+        assert images.shape == (32, 3, 128, 128) and labels.max() < 10
+        assert val.num_samples == 3925

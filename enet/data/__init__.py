@@ -81,7 +81,7 @@ def build_loaders(
     backend, note = _choose(loader, device)
     common = dict(device=device, channels_last=channels_last)
     if backend == "dali":
-        from .dali import DaliEvalLoader, DaliTrainLoader
+        from .dali import DaliTrainLoader
 
         if randaugment_impl not in ("auto", "dali", "enet"):
             raise EnetError(
@@ -97,18 +97,8 @@ def build_loaders(
             workers=workers,
             **common,
         )
-        val = DaliEvalLoader(
-            index.val,
-            eval_res or res,
-            crop_pct=crop_pct,
-            batch_size=eval_batch_size or batch_size,
-            rank=rank,
-            world_size=world_size,
-            workers=workers,
-            **common,
-        )
     else:
-        from .torch_loader import TorchEvalLoader, TorchTrainLoader
+        from .torch_loader import TorchTrainLoader
 
         train = TorchTrainLoader(
             index.train,
@@ -119,16 +109,17 @@ def build_loaders(
             workers=workers,
             **common,
         )
-        val = TorchEvalLoader(
-            index.val,
-            eval_res or res,
-            crop_pct=crop_pct,
-            batch_size=eval_batch_size or batch_size,
-            rank=rank,
-            world_size=world_size,
-            workers=workers,
-            **common,
-        )
+    val = _eval_loader(
+        backend,
+        index.val,
+        eval_res or res,
+        crop_pct=crop_pct,
+        batch_size=eval_batch_size or batch_size,
+        rank=rank,
+        world_size=world_size,
+        workers=workers,
+        **common,
+    )
     train.backend_note = note
     train.skipped = val.skipped = len(index.skipped)
     return train, val, list(index.classes)
@@ -156,7 +147,10 @@ def build_eval_loader(
     index = data if isinstance(data, DatasetIndex) else index_dataset(resolve_data(data))
     workers = default_workers() if workers is None else workers
     backend, _ = _choose(loader, device)
-    kw = dict(
+    val = _eval_loader(
+        backend,
+        index.val,
+        res,
         crop_pct=crop_pct,
         batch_size=batch_size,
         rank=rank,
@@ -165,13 +159,16 @@ def build_eval_loader(
         channels_last=channels_last,
         workers=workers,
     )
+    val.skipped = len(index.skipped)
+    return val, list(index.classes)
+
+
+def _eval_loader(backend: str, split, res: int, **kw):
     if backend == "dali":
         from .dali import DaliEvalLoader as EvalLoader
     else:
         from .torch_loader import TorchEvalLoader as EvalLoader
-    val = EvalLoader(index.val, res, **kw)
-    val.skipped = len(index.skipped)
-    return val, list(index.classes)
+    return EvalLoader(split, res, **kw)
 
 
 def _choose(loader: str, device: torch.device) -> tuple[str, str]:

@@ -153,7 +153,7 @@ def _fit(cfg: Config, env: distributed.DistEnv, console: Console | None) -> dict
     # -- data
     device = env.device
     precision = resolve_precision(t.precision, device)
-    channels_last = device.type == "cuda" if t.channels_last is None else t.channels_last
+    channels_last = t.channels_last
     res = resolve_resolution(cfg)
     from ..data import build_loaders
 
