@@ -12,8 +12,15 @@ from enet.errors import EnetError
 
 
 def test_bench_model_rows_and_memory_accounting():
-    rows = bench_model(("efficientnet_b0", "xresnet18"), ("efficientnet_b0",), batch_size=4,
-                       res=32, steps=5, warmup=1, device="cpu")
+    rows = bench_model(
+        ("efficientnet_b0", "xresnet18"),
+        ("efficientnet_b0",),
+        batch_size=4,
+        res=32,
+        steps=5,
+        warmup=1,
+        device="cpu",
+    )
     by_name = {r["name"]: r for r in rows}
     assert set(by_name) == {"enet efficientnet_b0", "enet xresnet18", "torchvision efficientnet_b0"}
     for r in rows:
@@ -35,9 +42,25 @@ def test_bench_model_refuses_too_few_steps():
 
 def test_bench_data_cli_writes_json(tmp_path):
     out = tmp_path / "data.json"
-    proc = run_enet("bench", "data", "mini", "--res", "32", "--batch-size", "16", "--images",
-                    "64", "--passes", "3", "--loaders", "torch,baseline", "--out", str(out),
-                    timeout=600, check=True)
+    proc = run_enet(
+        "bench",
+        "data",
+        "mini",
+        "--res",
+        "32",
+        "--batch-size",
+        "16",
+        "--images",
+        "64",
+        "--passes",
+        "3",
+        "--loaders",
+        "torch,baseline",
+        "--out",
+        str(out),
+        timeout=600,
+        check=True,
+    )
     rows = json.loads(out.read_text())
     assert [r["name"].split()[0] for r in rows] == ["enet", "baseline"]
     assert all(r["passes"] == 3 and r["median"] > 0 for r in rows)

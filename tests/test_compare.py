@@ -23,29 +23,54 @@ def _private_cache(tmp_path, monkeypatch):
 
 def _tiny_config(tmp_path):
     recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "data": {"randaugment_n": 0, "workers": 1},
-        "optim": {"name": "adamw", "lr": 0.002},
-        "train": {"batch_size": 32, "device": "cpu"},
-    }))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"randaugment_n": 0, "workers": 1},
+                "optim": {"name": "adamw", "lr": 0.002},
+                "train": {"batch_size": 32, "device": "cpu"},
+            }
+        )
+    )
     config = tmp_path / "compare.yaml"
-    config.write_text(yaml.safe_dump({
-        "data": "mini", "resolution": 32, "epochs": 1, "seeds": 2,
-        "models": ["xresnet18", "efficientnet_b0", "xresnet34"],
-        "recipes": {"xresnet": "tiny.yaml", "efficientnet": "tiny.yaml"},
-        # this model's runs fail: a batch larger than the data
-        "overrides": {"xresnet34": ["train.batch_size=5000"]},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": "mini",
+                "resolution": 32,
+                "epochs": 1,
+                "seeds": 2,
+                "models": ["xresnet18", "efficientnet_b0", "xresnet34"],
+                "recipes": {"xresnet": "tiny.yaml", "efficientnet": "tiny.yaml"},
+                # this model's runs fail: a batch larger than the data
+                "overrides": {"xresnet34": ["train.batch_size=5000"]},
+            }
+        )
+    )
     return config
 
 
 def test_compare_runs_reports_resumes_and_survives_a_failure(tmp_path):
     config, out = _tiny_config(tmp_path), tmp_path / "cmp"
-    args = [sys.executable, "-m", "enet", "compare-baselines", "--config", str(config),
-            "--out", str(out)]
+    args = [
+        sys.executable,
+        "-m",
+        "enet",
+        "compare-baselines",
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+    ]
     # interrupt the comparison once its first run has finished
-    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        args,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     seen = []
     for line in proc.stdout:
         seen.append(line)
@@ -55,8 +80,7 @@ def test_compare_runs_reports_resumes_and_survives_a_failure(tmp_path):
     assert proc.returncode == 130, "".join(seen)
     assert "run the same command again" in "".join(seen)
 
-    again = run_enet("compare-baselines", "--config", str(config), "--out", str(out),
-                     timeout=900)
+    again = run_enet("compare-baselines", "--config", str(config), "--out", str(out), timeout=900)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "xresnet18 seed 0: finished earlier, skipped" in again.stdout
     assert "xresnet34 seed 0: failed (batch size 5000 is larger" in again.stdout
@@ -64,8 +88,13 @@ def test_compare_runs_reports_resumes_and_survives_a_failure(tmp_path):
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(r["model"], r["seed"]) for r in rows] == [
-        ("xresnet18", "0"), ("xresnet18", "1"), ("efficientnet_b0", "0"),
-        ("efficientnet_b0", "1"), ("xresnet34", "0"), ("xresnet34", "1")]
+        ("xresnet18", "0"),
+        ("xresnet18", "1"),
+        ("efficientnet_b0", "0"),
+        ("efficientnet_b0", "1"),
+        ("xresnet34", "0"),
+        ("xresnet34", "1"),
+    ]
     status = {(r["model"], r["seed"]): r["status"] for r in rows}
     assert [status[k] for k in sorted(status)] == ["finished"] * 4 + ["failed"] * 2
     finished = [r for r in rows if r["status"] == "finished"]
@@ -79,8 +108,7 @@ def test_compare_runs_reports_resumes_and_survives_a_failure(tmp_path):
     assert "(2 failed)" in report and "★" in report
     assert "enet train --config" in report and "--seed 1" in report
     assert "- torch:" in report
-    for name in ("top1_vs_epoch", "top1_vs_time", "top1_vs_params", "top1_vs_gflops",
-                 "throughput"):
+    for name in ("top1_vs_epoch", "top1_vs_time", "top1_vs_params", "top1_vs_gflops", "throughput"):
         png = out / f"{name}.png"
         assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
 
@@ -103,11 +131,13 @@ def test_compare_config_errors(tmp_path):
 
 
 def test_plan_follows_budget_and_resolution_policy():
-    cfg = load_compare_config(None, models=["efficientnet_b3", "xresnet50"], minutes=2.5,
-                              seeds=2, data="mini")
+    cfg = load_compare_config(
+        None, models=["efficientnet_b3", "xresnet50"], minutes=2.5, seeds=2, data="mini"
+    )
     runs = plan_runs(cfg, REPO / "runs" / "x")
     assert len(runs) == 4
     assert "--minutes" in runs[0].command and "--epochs" not in runs[0].command
-    own = load_compare_config(REPO / "configs" / "compare-imagenette.yaml",
-                              models=["efficientnet_b3"])
+    own = load_compare_config(
+        REPO / "configs" / "compare-imagenette.yaml", models=["efficientnet_b3"]
+    )
     assert own.resolution == 128 and own.seeds == (0, 1, 2, 3, 4) and own.epochs == 5

@@ -23,8 +23,16 @@ BACKENDS = ["torch"] + (["dali"] if dali_status() is None else [])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_gpu_loaders_decode_on_the_device_with_right_labels(tmp_path, backend):
     root = solid_dataset(tmp_path / "d")
-    train, val, _ = build_loaders(root, 32, 8, loader=backend, device="cuda",
-                                  randaugment=(0, 9), workers=2, channels_last=True)
+    train, val, _ = build_loaders(
+        root,
+        32,
+        8,
+        loader=backend,
+        device="cuda",
+        randaugment=(0, 9),
+        workers=2,
+        channels_last=True,
+    )
     mean = torch.tensor(IMAGENET_MEAN, device="cuda").view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device="cuda").view(1, 3, 1, 1)
     for loader in (train, val):
@@ -49,15 +57,28 @@ def test_bf16_channels_last_step(name):
     model = create_model(name, 10).cuda().to(memory_format=torch.channels_last)
     x = torch.randn(8, 3, 64, 64, device="cuda").to(memory_format=torch.channels_last)
     with torch.autocast("cuda", dtype=torch.bfloat16):
-        loss = torch.nn.functional.cross_entropy(model(x), torch.randint(0, 10, (8,),
-                                                                         device="cuda"))
+        loss = torch.nn.functional.cross_entropy(
+            model(x), torch.randint(0, 10, (8,), device="cuda")
+        )
     loss.backward()
     assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters())
 
 
 def test_train_one_epoch_on_cuda(tmp_path):
     out = tmp_path / "run"
-    run_enet("train", "--config", "configs/smoke.yaml", "--device", "cuda", "--loader", "torch",
-             "--epochs", "1", "--out", str(out), check=True)
+    run_enet(
+        "train",
+        "--config",
+        "configs/smoke.yaml",
+        "--device",
+        "cuda",
+        "--loader",
+        "torch",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        check=True,
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["precision"] in ("bf16", "fp16") and summary["status"] == "finished"
