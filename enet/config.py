@@ -179,6 +179,12 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             return value
         if t is float and isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
+        if t is float and isinstance(value, str):
+            # YAML 1.1 reads 5e-5 (no dot) as a string; take it as the number it means
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if t is str and isinstance(value, str):
             return value
     names = " or ".join("null" if t is type(None) else t.__name__ for t in options)

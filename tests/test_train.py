@@ -155,6 +155,8 @@ def test_config_precedence(tmp_path):
     assert cfg.train.epochs == 9 and cfg.train.batch_size == 12
     assert cfg.optim.lr == 0.3 and cfg.optim.name == "adamw"
     assert build_config(recipe, {"train.epochs": 4}).train.epochs == 4
+    # 5e-5 is a string to YAML 1.1; for a float field it is the number
+    assert build_config(None, None, ["optim.weight_decay=5e-5"]).optim.weight_decay == 5e-5
 
 
 @pytest.mark.parametrize(
@@ -438,3 +440,17 @@ def test_resolved_config_is_saved_and_resume_needs_out(tmp_path):
     assert proc.returncode == 2 and "--resume needs --out" in proc.stderr
     with pytest.raises(EnetError):
         build_config(None, {"train.precision": "fp64"})
+
+
+def test_minutes_budget_fits_the_schedule(tmp_path):
+    out = tmp_path / "run"
+    run_enet("train", "--model", "xresnet18", "--data", "mini", "--res", "32", "--batch-size",
+             "16", "--minutes", "0.4", "--device", "cpu", "--out", str(out),
+             "--set", "data.workers=1", check=True)
+    pos = _final(out)["position"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert pos["calibrated"] is True
+    # the schedule's length came from measured step times, not from the epoch count
+    assert pos["total_steps"] == pos["step"] == summary["steps"] > 10
+    assert pos["total_steps"] != 5 * 15
+    assert summary["wall_s"] < 0.4 * 60 * 3  # ends near its budget, not at 5 epochs
