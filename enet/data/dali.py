@@ -114,28 +114,29 @@ class DaliTrainLoader(TrainLoaderBase):
         return [_read(self.files[i]) for i in idx], [self.labels[i : i + 1] for i in idx]
 
     def _build(self, offset: int, checkpoint: bytes | None = None) -> None:
-        from .dali_pipelines import train_pipeline
+        from .dali_pipelines import quiet_dali_deprecations, train_pipeline
 
         self._offset, self._runs = offset, 0
-        pipe = train_pipeline(
-            source=self._source,
-            res=self.res,
-            min_scale=self.min_scale,
-            gpu=self.gpu,
-            randaugment=self.dali_randaugment,
-            batch_size=self.plan.batch_size,
-            num_threads=self.workers,
-            device_id=(self.device.index or 0) if self.gpu else None,
-            seed=seed_of(self.plan.seed, self.plan.rank, 17) % (2**31),
-            # depth 4: room for DALI to run ahead while the consumer augments and normalises
-            prefetch_queue_depth=4,
-            enable_checkpointing=True,
-            checkpoint=checkpoint,
-        )
-        try:
-            pipe.build()
-        except Exception as err:  # noqa: BLE001 (DALI raises plain RuntimeErrors)
-            raise _dali_error(err) from None
+        with quiet_dali_deprecations():
+            pipe = train_pipeline(
+                source=self._source,
+                res=self.res,
+                min_scale=self.min_scale,
+                gpu=self.gpu,
+                randaugment=self.dali_randaugment,
+                batch_size=self.plan.batch_size,
+                num_threads=self.workers,
+                device_id=(self.device.index or 0) if self.gpu else None,
+                seed=seed_of(self.plan.seed, self.plan.rank, 17) % (2**31),
+                # depth 4: room for DALI to run ahead while the consumer augments and normalises
+                prefetch_queue_depth=4,
+                enable_checkpointing=True,
+                checkpoint=checkpoint,
+            )
+            try:
+                pipe.build()
+            except Exception as err:  # noqa: BLE001 (DALI raises plain RuntimeErrors)
+                raise _dali_error(err) from None
         self._pipe = pipe
 
     def _iterate(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -6,15 +6,32 @@ pipeline function's source code: such a function must be defined in a .py file.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.auto_aug import rand_augment
 
-# DALI's own RandAugment still calls its operators by their old experimental names.
-warnings.filterwarnings(
-    "ignore", message=".*is now deprecated", category=DeprecationWarning, module="nvidia.dali"
-)
+
+@contextlib.contextmanager
+def quiet_dali_deprecations():
+    """Hide DALI's warnings about its own RandAugment calling operators by old experimental names.
+
+    A warnings filter cannot: DALI resets the filters (simplefilter("default")) right before it
+    warns, so the message is dropped where it is shown instead, and only while a pipeline is made.
+    """
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category is DeprecationWarning and "fn.experimental." in str(message):
+            return
+        shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 
 
 @pipeline_def(enable_conditionals=True)
