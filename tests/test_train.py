@@ -240,6 +240,10 @@ def test_short_run_lowers_the_loss_and_writes_the_run_folder(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["params"] == 11_200_874
     assert summary["top1"] == records[-1]["top1"] and summary["top1"] > 10.0
+    # the loader's wait is part of the training time, per epoch and in total
+    assert all(0.0 < r["data_wait_s"] < r["train_s"] < r["epoch_s"] for r in records)
+    assert summary["data_wait_s"] == pytest.approx(sum(r["data_wait_s"] for r in records))
+    assert summary["train_s"] == pytest.approx(sum(r["train_s"] for r in records))
     assert (out / "config.yaml").exists() and (out / "checkpoints" / "best.pt").exists()
     env = json.loads((out / "env.json").read_text())
     assert env["torch"] == torch.__version__ and env["world_size"] == 1
@@ -444,9 +448,26 @@ def test_resolved_config_is_saved_and_resume_needs_out(tmp_path):
 
 def test_minutes_budget_fits_the_schedule(tmp_path):
     out = tmp_path / "run"
-    run_enet("train", "--model", "xresnet18", "--data", "mini", "--res", "32", "--batch-size",
-             "16", "--minutes", "0.4", "--device", "cpu", "--out", str(out),
-             "--set", "data.workers=1", check=True)
+    run_enet(
+        "train",
+        "--model",
+        "xresnet18",
+        "--data",
+        "mini",
+        "--res",
+        "32",
+        "--batch-size",
+        "16",
+        "--minutes",
+        "0.4",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--set",
+        "data.workers=1",
+        check=True,
+    )
     pos = _final(out)["position"]
     summary = json.loads((out / "summary.json").read_text())
     assert pos["calibrated"] is True

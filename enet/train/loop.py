@@ -120,6 +120,7 @@ class Position:
     best_top1: float = -1.0
     wall_s: float = 0.0  # training and evaluation time, over every resume
     train_s: float = 0.0  # training steps only
+    data_wait_s: float = 0.0  # of train_s, spent waiting for the loader's next batch
     images: int = 0  # training images seen (all ranks)
     calibrated: bool = False  # time budget: total_steps fixed from measured step times
     # the running epoch, so that a run resumed mid-epoch reports the same epoch metrics
@@ -127,6 +128,7 @@ class Position:
     epoch_loss_count: int = 0
     epoch_images: int = 0
     epoch_train_s: float = 0.0
+    epoch_data_wait_s: float = 0.0
 
 
 def fit(cfg: Config, console: Console | None = None) -> dict:
@@ -136,6 +138,22 @@ def fit(cfg: Config, console: Console | None = None) -> dict:
         return _fit(cfg, env, console)
     finally:
         distributed.cleanup()
+
+
+def _timed(loader, pos: Position):
+    """The loader's batches, adding the time spent waiting for each to `pos` (the part of the
+    training time the loader's work did not hide behind the model's)."""
+    batches = iter(loader)
+    while True:
+        start = time.perf_counter()
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        waited = time.perf_counter() - start
+        pos.data_wait_s += waited
+        pos.epoch_data_wait_s += waited
+        yield batch
 
 
 def _fit(cfg: Config, env: distributed.DistEnv, console: Console | None) -> dict:
@@ -290,7 +308,7 @@ def _fit(cfg: Config, env: distributed.DistEnv, console: Console | None) -> dict
                 epoch_start = time.perf_counter()
                 accumulated = torch.zeros((), device=device)
                 step_start = time.perf_counter()
-                for images, labels in train_loader:
+                for images, labels in _timed(train_loader, pos):
                     micro = train_loader.batch  # this batch's 1-based place in the epoch
                     if micro > steps_per_epoch * t.accum_steps:
                         continue  # leftover micro-batches that cannot fill an optimiser step
@@ -400,13 +418,15 @@ def _fit(cfg: Config, env: distributed.DistEnv, console: Console | None) -> dict
                     "ema_top1": ema_result.top1 if ema_result else None,
                     "ema_top5": ema_result.top5 if ema_result else None,
                     "img_per_s": pos.epoch_images / max(pos.epoch_train_s, 1e-9),
+                    "train_s": pos.epoch_train_s,
+                    "data_wait_s": pos.epoch_data_wait_s,
                     "eval_img_per_s": result.img_per_s,
                     "epoch_s": time.perf_counter() - epoch_start,
                     "wall_s": time.perf_counter() - run_start,
                 }
                 last_record = record
                 pos.epoch_loss_sum, pos.epoch_loss_count = 0.0, 0
-                pos.epoch_images, pos.epoch_train_s = 0, 0.0
+                pos.epoch_images, pos.epoch_train_s, pos.epoch_data_wait_s = 0, 0.0, 0.0
                 improved = result.top1 > pos.best_top1
                 pos.best_top1 = max(pos.best_top1, result.top1)
                 pos.wall_s = time.perf_counter() - run_start
@@ -455,6 +475,7 @@ def _fit(cfg: Config, env: distributed.DistEnv, console: Console | None) -> dict
         "val_loss": last_record["val_loss"],
         "wall_s": pos.wall_s,
         "train_s": pos.train_s,
+        "data_wait_s": pos.data_wait_s,
         "img_per_s": pos.images / max(pos.train_s, 1e-9),
         "eval_img_per_s": last_record.get("eval_img_per_s"),
         "params": info.params(len(classes)),
