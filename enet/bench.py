@@ -186,8 +186,11 @@ def bench_data(
     if not kinds:
         raise EnetError("no loader to benchmark")
     args = (root, res, batch_size, tuple(randaugment), workers, images, warmup_batches, device)
-    results = alternate({DATA_CANDIDATES[k]: _isolated(k, *args) for k in kinds}, passes)
-    base = results.get(DATA_CANDIDATES["baseline"])
+    label = dict(DATA_CANDIDATES)
+    if randaugment[0] == 0:  # the labels name no RandAugment that is not run
+        label = {k: v.replace(" + enet RandAugment", "") for k, v in label.items()}
+    results = alternate({label[k]: _isolated(k, *args) for k in kinds}, passes)
+    base = results.get(label["baseline"])
     rows = []
     for name, values in results.items():
         row = Measured(
@@ -280,8 +283,9 @@ class _Candidate:
         return self.x.shape[0] / (time.perf_counter() - start)
 
     def memory(self) -> dict:
-        """CUDA: the allocator's peak over one step. CPU (no such counter): the bytes autograd
-        keeps for the backward pass, plus weights, gradients and momentum."""
+        """CUDA: the allocator's peak over one step. CPU: the bytes autograd keeps for the
+        backward pass and those of weights, gradients and momentum (the worker adds the
+        process's measured peak resident memory)."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -299,7 +303,85 @@ class _Candidate:
             loss = self.loss()
         loss.backward()
         state = 3 * sum(p.numel() * p.element_size() for p in self.model.parameters())
-        return {"activation_mb": saved[0] / 2**20, "peak_memory_mb": (saved[0] + state) / 2**20}
+        return {"activation_mb": saved[0] / 2**20, "state_mb": state / 2**20}
+
+
+def _model_worker(conn, spec: dict, retain: bool, warmup: int) -> None:
+    """One candidate in a process of its own: build, warm up, report memory, then a timed step
+    per request until told to stop; last, the process's peak resident memory."""
+    import resource
+
+    from .runtime import retain_freed_memory
+
+    try:
+        if retain:
+            retain_freed_memory()
+        torch.manual_seed(0)
+        c = _Candidate(
+            spec["label"],
+            _build(spec["name"], spec["source"], spec["num_classes"]),
+            torch.device(spec["device"]),
+            spec["batch_size"],
+            spec["res"],
+            spec["precision"],
+            spec["channels_last"],
+            spec["compile"],
+            spec["num_classes"],
+        )
+        for _ in range(warmup):  # compiles, oneDNN/cuDNN algorithm choice, allocator warm-up
+            c.step()
+        conn.send(dict(params=c.params, **c.memory()))
+        while conn.recv() == "step":
+            conn.send(c.timed_step())
+        conn.send(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
+    except BaseException as err:  # noqa: BLE001 (reported by the parent)
+        conn.send(f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''}")
+    conn.close()
+
+
+class _Worker:
+    """The parent's handle on a `_model_worker` process."""
+
+    def __init__(self, spec: dict, retain: bool, warmup: int) -> None:
+        import multiprocessing as mp
+
+        from .runtime import ENV
+
+        self.label, self.retain = spec["label"], retain
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        # the child's malloc reads these when it starts: only enet's candidates get them
+        saved = {k: os.environ.pop(k) for k in ENV if k in os.environ}
+        try:
+            self.proc = ctx.Process(target=_model_worker, args=(child, spec, retain, warmup))
+            self.proc.start()
+        finally:
+            os.environ.update(saved)
+        child.close()
+        self.info = self._get()
+
+    def _get(self, timeout: float = 1800):
+        result = self.conn.recv() if self.conn.poll(timeout) else "no answer within 30 minutes"
+        if isinstance(result, str):
+            self.close()
+            raise EnetError(f"bench of {self.label} failed: {result}")
+        return result
+
+    def step(self) -> float:
+        self.conn.send("step")
+        return self._get()
+
+    def finish(self) -> float:
+        self.conn.send("stop")
+        rss = self._get()
+        self.close()
+        return rss
+
+    def close(self) -> None:
+        self.proc.join(30)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
 
 
 def bench_model(
@@ -313,10 +395,17 @@ def bench_model(
     compile_model: bool = False,
     device: str = "auto",
     steps: int = 7,
-    warmup: int = 3,
+    warmup: int = 5,
     num_classes: int = 1000,
+    same_runtime: bool = False,
 ) -> list[dict]:
-    """Training-step images/s and memory of enet's models and torchvision's, side by side."""
+    """Training-step images/s and memory of enet's models and torchvision's, side by side.
+
+    Every model runs in a process of its own; one process computes at a time, the timed steps
+    alternating between them. enet's models run as `enet train` runs them (on the CPU with
+    freed memory retained, enet/runtime.py); torchvision's as a plain PyTorch script would,
+    unless `same_runtime` gives them enet's setting too (which compares the models alone).
+    """
     from .models import get_model_info
     from .train.distributed import resolve_device
     from .train.loop import resolve_precision
@@ -327,42 +416,49 @@ def bench_model(
         raise EnetError("--steps must be at least 5 (a median needs them)")
     for name in models:
         get_model_info(name)  # a clear error for an unknown name
-    candidates = {}
-    for source, names in (("enet", models), ("torchvision", peers)):
-        for name in names:
-            torch.manual_seed(0)
-            label = f"{source} {name}"
-            candidates[label] = _Candidate(
-                label,
-                _build(name, source, num_classes),
-                dev,
-                batch_size,
-                res,
-                precision,
-                channels_last,
-                compile_model,
-                num_classes,
-            )
-    memory = {}
-    for label, c in candidates.items():
-        for _ in range(warmup):  # compiles, oneDNN/cuDNN algorithm choice, allocator warm-up
-            c.step()
-        memory[label] = c.memory()
-    results = alternate({label: c.timed_step for label, c in candidates.items()}, steps)
+    specs = [
+        dict(
+            label=f"{source} {name}",
+            name=name,
+            source=source,
+            device=str(dev),
+            batch_size=batch_size,
+            res=res,
+            precision=precision,
+            channels_last=channels_last,
+            compile=compile_model,
+            num_classes=num_classes,
+        )
+        for source, names in (("enet", models), ("torchvision", peers))
+        for name in names
+    ]
+    workers: list[_Worker] = []
+    try:
+        for spec in specs:  # one at a time: a warm-up never competes with another
+            retain = dev.type == "cpu" and (spec["source"] == "enet" or same_runtime)
+            workers.append(_Worker(spec, retain, warmup))
+        results = alternate({w.label: w.step for w in workers}, steps)
+        rss = {w.label: w.finish() for w in workers}
+    finally:
+        for w in workers:
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join()
     rows = []
-    for label, values in results.items():
-        c = candidates[label]
+    for w in workers:
         extra = dict(
-            params=c.params,
             batch_size=batch_size,
             res=res,
             precision=precision,
             channels_last=channels_last,
             compiled=compile_model,
             device=str(dev),
-            **memory[label],
+            retained_cpu_memory=w.retain,
+            **w.info,
         )
-        rows.append(Measured(label, "img/s", values, extra).row())
+        if dev.type == "cpu":
+            extra["peak_memory_mb"] = rss[w.label]
+        rows.append(Measured(w.label, "img/s", results[w.label], extra).row())
     for row in rows:  # enet against torchvision's model of the same name
         peer = next(
             (r for r in rows if r["name"] == f"torchvision {row['name'].split()[-1]}"), None

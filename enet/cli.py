@@ -327,6 +327,14 @@ def bench_model_cmd(
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile every model.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     steps: Annotated[int, typer.Option(help="Timed steps per model (median reported).")] = 7,
+    same_runtime: Annotated[
+        bool,
+        typer.Option(
+            "--same-runtime",
+            help="Run torchvision's models with enet's CPU allocator setting too "
+            "(compares the model code alone).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     out: Annotated[
         str | None, typer.Option(help="JSON file (default bench-results/model.json).")
@@ -348,6 +356,7 @@ def bench_model_cmd(
         compile_model=compile,
         device=device,
         steps=steps,
+        same_runtime=same_runtime,
     )
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -360,6 +369,12 @@ def bench_model_cmd(
             f"{', compiled' if compile else ''} on {r['device']}",
             console,
         )
+        if r["device"] == "cpu":
+            peers_run = "the same way" if same_runtime else "in a plain process"
+            console.print(
+                "each model in a process of its own; enet's as enet train runs them (freed "
+                f"memory retained), torchvision's {peers_run}; peak memory: the process's RSS"
+            )
     _write_bench(rows, out, "model")
 
 

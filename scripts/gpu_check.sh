@@ -29,16 +29,17 @@ assert torch.cuda.is_available(), "no CUDA device"
 print(torch.__version__, torch.cuda.get_device_name(0), "bf16:", torch.cuda.is_bf16_supported())
 PY
 
-step cuda_tests 150 $PY -m pytest -q -m cuda tests/test_cuda.py
+step cuda_tests 100 $PY -m pytest -q -m cuda tests/test_cuda.py
+# limits add up to 8 minutes: each model warms up (and compiles) in a process of its own
 for mode in eager compiled; do
-  flag=""; [ "$mode" = compiled ] && flag="--compile"
-  step "model_${mode}" 150 $PY -m enet bench model --models efficientnet_b0,xresnet50 \
+  flag=""; limit=80; [ "$mode" = compiled ] && flag="--compile" && limit=200
+  step "model_${mode}" "$limit" $PY -m enet bench model --models efficientnet_b0,xresnet50 \
     --peers efficientnet_b0,resnet50 --batch-size 128 --res 224 --precision bf16 \
     --channels-last --device cuda --steps 7 $flag --out "$OUT/model_${mode}.json"
 done
-step data_gpu 120 $PY -m enet bench data mini --res 224 --batch-size 64 --images 1024 \
+step data_gpu 60 $PY -m enet bench data mini --res 224 --batch-size 64 --images 1024 \
   --passes 3 --loaders torch,baseline --device cuda --workers 8 --out "$OUT/data_gpu.json"
-step train_gpu 90 $PY -m enet train --config configs/smoke.yaml --device cuda --loader torch \
+step train_gpu 40 $PY -m enet train --config configs/smoke.yaml --device cuda --loader torch \
   --epochs 2 --out "$OUT/train_run" --overwrite
 
 $PY - "$OUT" "${status[@]}" <<'PY'
