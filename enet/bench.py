@@ -74,7 +74,12 @@ def baseline_loader(root, res: int, batch_size: int, randaugment: tuple[int, int
     ops += [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     dataset = torchvision.datasets.ImageFolder(str(root / "train"), T.Compose(ops))
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        drop_last=True,
+        persistent_workers=workers > 0,  # a small dataset's epochs must not restart them
     )
 
 
@@ -189,6 +194,14 @@ def bench_data(
     label = dict(DATA_CANDIDATES)
     if randaugment[0] == 0:  # the labels name no RandAugment that is not run
         label = {k: v.replace(" + enet RandAugment", "") for k, v in label.items()}
+    # Each pass leaves with os._exit, so multiprocessing's resource tracker (started with the
+    # first pass, inheriting this variable) finds their loaders' semaphores and removes them,
+    # warning about each "leak" at shutdown; the removal is the cleanup, the warning noise.
+    quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+    if quiet not in os.environ.get("PYTHONWARNINGS", ""):
+        os.environ["PYTHONWARNINGS"] = ",".join(
+            w for w in (os.environ.get("PYTHONWARNINGS"), quiet) if w
+        )
     results = alternate({label[k]: _isolated(k, *args) for k in kinds}, passes)
     base = results.get(label["baseline"])
     rows = []
