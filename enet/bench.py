@@ -116,9 +116,6 @@ def _data_pass(
     device: str,
 ) -> None:
     """One timed pass in a process of its own; sends img/s (or an error text) through `conn`."""
-    import warnings
-
-    warnings.filterwarnings("ignore", category=DeprecationWarning)  # DALI's own aliases
     try:
         batches = _endless(_make_loader(kind, root, res, batch_size, randaugment, workers, device))
         for _ in range(warmup_batches):  # worker start-up, pipeline build, first decodes

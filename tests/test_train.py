@@ -247,6 +247,7 @@ def test_short_run_lowers_the_loss_and_writes_the_run_folder(tmp_path):
     assert (out / "config.yaml").exists() and (out / "checkpoints" / "best.pt").exists()
     env = json.loads((out / "env.json").read_text())
     assert env["torch"] == torch.__version__ and env["world_size"] == 1
+    assert env["retained_cpu_memory"] is True  # the CPU allocator setting, on by default
     ckpt = _final(out)  # loads with weights_only=True: data, not code
     assert ckpt["position"]["step"] == 28 and ckpt["classes"][0] == "n01440764"
     assert "top-1 %" in proc.stdout and str(out) in proc.stdout

@@ -87,6 +87,7 @@ class RunFolder:
 def environment(device: torch.device, world_size: int) -> dict:
     """Versions, device, world size, git commit: what a reader needs to reproduce the run."""
     from .. import __version__
+    from ..runtime import memory_retained
 
     info = {
         "enet": __version__,
@@ -95,6 +96,7 @@ def environment(device: torch.device, world_size: int) -> dict:
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "retained_cpu_memory": memory_retained(),  # glibc keeps freed memory (enet/runtime.py)
         "device": str(device),
         "world_size": world_size,
         "argv": sys.argv,
