@@ -387,8 +387,9 @@ class _Worker:
         self.close()
         return rss
 
-    def close(self) -> None:
-        self.proc.join(30)
+    def close(self, wait: float = 30) -> None:
+        """Let the process end within `wait` seconds, else kill it."""
+        self.proc.join(wait)
         if self.proc.is_alive():
             self.proc.kill()
             self.proc.join()
@@ -450,10 +451,8 @@ def bench_model(
         results = alternate({w.label: w.step for w in workers}, steps)
         rss = {w.label: w.finish() for w in workers}
     finally:
-        for w in workers:
-            if w.proc.is_alive():
-                w.proc.kill()
-                w.proc.join()
+        for w in workers:  # after an error, the others are still waiting for orders
+            w.close(wait=0)
     rows = []
     for w in workers:
         extra = dict(
