@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import EnetError
-from .runtime import retain_freed_memory
+from .runtime import retain_on_cpu
 
 
 @dataclass
@@ -138,8 +138,7 @@ def run_eval(
     precision = resolve_precision(cfg.train.precision, dev)
     eval_res = res or cfg.data.eval_res or resolve_resolution(cfg)
     channels_last = cfg.train.channels_last
-    if dev.type == "cpu" and cfg.train.retain_cpu_memory:
-        retain_freed_memory()
+    retain_on_cpu(dev, cfg.train.retain_cpu_memory)
     val, data_classes = build_eval_loader(
         data or cfg.data.data,
         eval_res,

@@ -48,6 +48,12 @@ def retain_freed_memory() -> bool:
     return ok
 
 
+def retain_on_cpu(device, enabled: bool) -> bool:
+    """enet train's and enet eval's policy: retain freed memory when they compute on the CPU
+    and the config (train.retain_cpu_memory) leaves it on."""
+    return device.type == "cpu" and enabled and retain_freed_memory()
+
+
 def memory_retained() -> bool:
     """Whether this process runs with `retain_freed_memory`'s setting (set here or inherited)."""
     return _applied or all(os.environ.get(k) == v for k, v in ENV.items())

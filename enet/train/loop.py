@@ -30,7 +30,7 @@ from ..config import Config, to_yaml
 from ..errors import EnetError, TrainingFailed
 from ..evaluate import autocast_dtype, evaluate
 from ..models import create_model, get_model_info
-from ..runtime import retain_freed_memory
+from ..runtime import retain_on_cpu
 from . import distributed
 from .checkpoint import atomic_torch_save, load_checkpoint, rng_state, set_rng_state
 from .ema import EMA
@@ -173,8 +173,7 @@ def _fit(cfg: Config, env: distributed.DistEnv, console: Console | None) -> dict
     device = env.device
     precision = resolve_precision(t.precision, device)
     channels_last = t.channels_last
-    if device.type == "cpu" and t.retain_cpu_memory:
-        retain_freed_memory()  # before the loaders start: their workers inherit it
+    retain_on_cpu(device, t.retain_cpu_memory)  # before the loaders: their workers inherit it
     res = resolve_resolution(cfg)
     from ..data import build_loaders
 
