@@ -22,6 +22,8 @@ from enet.errors import EnetError
 from enet.train.optim import Lookahead, RMSpropTF, build_optimizer, param_groups
 from enet.train.schedule import flat_cos, make_schedule, one_cycle, warmup_cosine
 
+# The smallest real run: XResNet-18 on the shipped mini data at 32 px.
+TINY = ["--model", "xresnet18", "--data", "mini", "--res", "32"]
 BACKENDS = ["torch"] + (["dali"] if dali_status() is None else [])
 # Small and quick, but with every stateful part on: dropout, drop-connect, a Multi-Sample
 # Dropout head, RandAugment, EMA, checkpoints mid-epoch.
@@ -211,12 +213,7 @@ def test_short_run_lowers_the_loss_and_writes_the_run_folder(tmp_path):
     out = tmp_path / "run"
     proc = run_enet(
         "train",
-        "--model",
-        "xresnet18",
-        "--data",
-        "mini",
-        "--res",
-        "32",
+        *TINY,
         "--batch-size",
         "32",
         "--epochs",
@@ -383,12 +380,7 @@ def test_two_gloo_ranks_complete_with_equal_weights(tmp_path):
         "train",
         "--nproc-per-node",
         "2",
-        "--model",
-        "xresnet18",
-        "--data",
-        "mini",
-        "--res",
-        "32",
+        *TINY,
         "--batch-size",
         "16",
         "--epochs",
@@ -418,12 +410,7 @@ def test_dead_rank_ends_the_job(tmp_path):
         "train",
         "--nproc-per-node",
         "2",
-        "--model",
-        "xresnet18",
-        "--data",
-        "mini",
-        "--res",
-        "32",
+        *TINY,
         "--batch-size",
         "16",
         "--epochs",
@@ -451,12 +438,7 @@ def test_minutes_budget_fits_the_schedule(tmp_path):
     out = tmp_path / "run"
     run_enet(
         "train",
-        "--model",
-        "xresnet18",
-        "--data",
-        "mini",
-        "--res",
-        "32",
+        *TINY,
         "--batch-size",
         "16",
         "--minutes",
