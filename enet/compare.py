@@ -162,8 +162,10 @@ class RunSpec:
 
 def plan_runs(cfg: CompareConfig, out: Path) -> list[RunSpec]:
     specs = []
-    for model in cfg.models:
-        for seed in cfg.seeds:
+    # seed-major: every model's first seed before any model's second, so that a comparison
+    # stopped part-way (they take days on a CPU) reports every model
+    for seed in cfg.seeds:
+        for model in cfg.models:
             run_dir = out / f"{model}-s{seed}"
             cmd = ["enet", "train"]
             recipe = cfg.recipe_for(model)

@@ -31,6 +31,10 @@ class ModelConfig:
     """Multi-Sample Dropout masks in the head (1: a plain head)."""
     act: str | None = None
     """XResNet activation: relu, silu or mish; None: relu."""
+    sa: bool = False
+    """XResNet: fastai's simple self-attention in the first stage's last block."""
+    pool: str = "max"
+    """XResNet stem pooling: max, or maxblur (anti-aliased: max stride 1, then blur stride 2)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,9 @@ class DataConfig:
     """RandAugment operations per image (0: off)."""
     randaugment_m: int = 9
     """RandAugment magnitude bin, 0-30 (torchvision's 31-bin scale)."""
+    crop: str = "random-resized"
+    """Training crop: random-resized (area min_scale..1, aspect 3/4..4/3) or resize (the whole
+    image resized to res x res, as fastai's Resize in the Imagenette leaderboard's recipes)."""
     min_scale: float = 0.08
     """Smallest random-resized-crop area, as a fraction of the image."""
     crop_pct: float = 0.875
@@ -300,6 +307,12 @@ def validate(cfg: Config) -> None:
         m.act in (None, "relu", "silu", "mish"),
         f"model.act must be relu, silu or mish, got {m.act!r}",
     )
+    _check(not m.sa or family == "xresnet", f"model.sa applies to XResNet only, not {m.name}")
+    _check(m.pool in ("max", "maxblur"), f"model.pool must be max or maxblur, got {m.pool!r}")
+    _check(
+        m.pool == "max" or family == "xresnet",
+        f"model.pool applies to XResNet only, not {m.name}",
+    )
     _check(m.msd_samples >= 1, f"model.msd_samples must be >= 1, got {m.msd_samples}")
     from .data.datasets import MINI, NAMED_DATASETS
 
@@ -321,6 +334,10 @@ def validate(cfg: Config) -> None:
     _check(d.randaugment_n >= 0, f"data.randaugment_n must be >= 0, got {d.randaugment_n}")
     _check(
         0 <= d.randaugment_m <= 30, f"data.randaugment_m must be in 0..30, got {d.randaugment_m}"
+    )
+    _check(
+        d.crop in ("random-resized", "resize"),
+        f"data.crop must be random-resized or resize, got {d.crop!r}",
     )
     _check(0 < d.min_scale <= 1, f"data.min_scale must be in (0, 1], got {d.min_scale}")
     _check(0 < d.crop_pct <= 1, f"data.crop_pct must be in (0, 1], got {d.crop_pct}")

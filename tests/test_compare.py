@@ -87,12 +87,12 @@ def test_compare_runs_reports_resumes_and_survives_a_failure(tmp_path):
 
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["model"], r["seed"]) for r in rows] == [
+    assert [(r["model"], r["seed"]) for r in rows] == [  # seed-major
         ("xresnet18", "0"),
-        ("xresnet18", "1"),
         ("efficientnet_b0", "0"),
-        ("efficientnet_b0", "1"),
         ("xresnet34", "0"),
+        ("xresnet18", "1"),
+        ("efficientnet_b0", "1"),
         ("xresnet34", "1"),
     ]
     status = {(r["model"], r["seed"]): r["status"] for r in rows}

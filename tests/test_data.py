@@ -138,6 +138,34 @@ def test_eval_sees_every_image_once(tmp_path, backend):
         assert sorted(found) == levels, (world, found)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_resize_crop_keeps_the_whole_image(tmp_path, backend):
+    """crop=resize: every training image is the whole file squashed to res x res (then maybe
+    flipped): red left half and blue right half, or the mirror, never a part of it."""
+    from PIL import Image
+
+    root = solid_dataset(tmp_path / "d", n_train=4, n_val=1)
+    for path in (root / "train").rglob("*.JPEG"):
+        image = Image.new("RGB", (48, 40), (230, 20, 20))
+        image.paste((20, 20, 230), (24, 0, 48, 40))
+        image.save(path, quality=95)
+    train, _, _ = build_loaders(
+        root, 24, 4, loader=backend, crop="resize", randaugment=(0, 9), workers=1, seed=3
+    )
+    flips = set()
+    for images, _ in train:
+        pixels = _pixels(images)
+        left, right = pixels[..., :, :10].mean((2, 3)), pixels[..., :, 14:].mean((2, 3))
+        for lft, rgt in zip(left, right, strict=True):
+            red_left = bool(lft[0] > lft[2])
+            flips.add(red_left)
+            red, blue = (lft, rgt) if red_left else (rgt, lft)
+            assert red[0] > 200 and red[2] < 50 and blue[2] > 200 and blue[0] < 50
+    assert flips == {True, False}  # both orientations occur: the flip still runs
+    with pytest.raises(EnetError, match="crop must be"):
+        build_loaders(root, 24, 4, loader=backend, crop="centre")
+
+
 def test_train_plan_shards_are_disjoint_and_equal():
     plans = [TrainPlan(103, 8, seed=3, rank=r, world_size=3) for r in range(3)]
     batches = [p.epoch_indices(5) for p in plans]

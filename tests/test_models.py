@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torchvision
@@ -11,9 +13,14 @@ from enet.errors import EnetError
 from enet.models import create_model, get_model_info, list_models
 from enet.models.efficientnet import MBConv, load_torchvision_weights
 from enet.models.layers import ClassifierHead, drop_connect, make_divisible
+from fastai_util import reference_input, seeded_model
 
 EFFICIENTNETS = [f"efficientnet_b{i}" for i in range(8)]
-XRESNETS = ["xresnet18", "xresnet34", "xresnet50", "xresnet101", "xresnet152"]
+XRESNETS = ["xresnet18", "xresnet34", "xresnet50", "xresnet101", "xresnet152"] + [
+    f"{prefix}{depth}"
+    for prefix in ("xresnext", "xse_resnet", "xse_resnext")
+    for depth in (18, 34, 50)
+]
 
 # torchvision's efficientnet_bN parameter counts (1000 classes).
 TORCHVISION_PARAMS = {
@@ -33,7 +40,23 @@ FASTAI_PARAMS = {
     "xresnet50": (25_576_264, 23_547_754),
     "xresnet101": (44_568_392, 42_539_882),
     "xresnet152": (60_212_040, 58_183_530),
+    "xresnext18": (13_555_784, 13_047_914),
+    "xresnext34": (23_983_304, 23_475_434),
+    "xresnext50": (25_048_136, 23_019_626),
+    "xse_resnet18": (11_798_856, 11_290_986),
+    "xse_resnet34": (21_979_648, 21_471_778),
+    "xse_resnet50": (126_777_336, 124_748_826),
+    "xse_resnext18": (13_645_896, 13_138_026),
+    "xse_resnext34": (24_146_048, 23_638_178),
+    "xse_resnext50": (27_579_128, 25_550_618),
 }
+# with act_cls=Mish, sa=True (fastai 2.8.12)
+FASTAI_SA_PARAMS = {
+    "xse_resnext50": (27_644_665, 25_616_155),
+    "xresnet50": (25_641_801, 23_613_291),
+    "xresnet18": (11_712_841, 11_204_971),
+}
+FASTAI_OUTPUTS = Path(__file__).parent / "data" / "fastai_xresnet.pt"
 
 
 def test_registry_names():
@@ -52,6 +75,64 @@ def test_xresnet_params_equal_fastai(name):
     thousand, ten = FASTAI_PARAMS[name]
     assert get_model_info(name).params(1000) == thousand
     assert get_model_info(name).params(10) == ten
+
+
+@pytest.mark.parametrize("name", sorted(FASTAI_SA_PARAMS))
+def test_xresnet_self_attention_params_equal_fastai(name):
+    for num_classes, expected in zip((1000, 10), FASTAI_SA_PARAMS[name], strict=True):
+        with torch.device("meta"):
+            model = create_model(name, num_classes, act="mish", sa=True, pool="maxblur")
+        # MaxBlurPool has no parameters: the counts are fastai's with or without it
+        assert sum(p.numel() for p in model.parameters()) == expected
+
+
+def _fastai_cases() -> list[str]:
+    return sorted(torch.load(FASTAI_OUTPUTS, weights_only=True)["cases"])
+
+
+@pytest.mark.parametrize("key", _fastai_cases())
+def test_xresnet_family_matches_fastai_outputs(key):
+    """Outputs recorded from fastai 2.8.12's model holding our weights (copied in registration
+    order) by scripts/fastai_reference.py: eval mode, and train mode (batch statistics, one
+    spectral-norm power iteration)."""
+    case = torch.load(FASTAI_OUTPUTS, weights_only=True)["cases"][key]
+    model = seeded_model(case["name"], case["opts"])
+    assert sum(p.numel() for p in model.parameters()) == case["params"][10]
+    x = reference_input()
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(x), case["eval"], atol=1e-4, rtol=1e-4)
+        assert torch.allclose(model.train()(x), case["train"], atol=1e-4, rtol=1e-4)
+
+
+def test_maxblurpool_is_max_then_binomial_blur():
+    from enet.models.layers import MaxBlurPool
+
+    x = torch.randn(1, 2, 9, 8)
+    out = MaxBlurPool(2)(x)
+    m = torch.nn.functional.max_pool2d(x, 2, stride=1, ceil_mode=True)  # (1, 2, 8, 7)
+    padded = torch.nn.functional.pad(m, (1, 1, 1, 1))
+    k = torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16
+    expected = torch.empty(1, 2, 4, 4)
+    for i in range(4):
+        for j in range(4):
+            patch = padded[..., 2 * i : 2 * i + 3, 2 * j : 2 * j + 3]
+            expected[..., i, j] = (patch * k).sum((-2, -1))
+    assert out.shape == expected.shape
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert len(list(MaxBlurPool(2).parameters())) == 0 and not MaxBlurPool(2).state_dict()
+    model = create_model("xresnet18", 10, pool="maxblur")
+    assert isinstance(model.stem[-1], MaxBlurPool)
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 10)
+
+
+def test_xse_resnext_structure():
+    model = create_model("xse_resnext50", 10, act="mish", sa=True)
+    block = model.stages[0][-1]
+    kinds = [type(m).__name__ for m in block.convs]
+    assert kinds == ["ConvBnAct", "ConvBnAct", "ConvBnAct", "SqueezeExcite", "SimpleSelfAttention"]
+    assert block.convs[1].conv.groups == 32 and block.convs[1].conv.out_channels == 128
+    assert sum(isinstance(m, type(block.convs[-1])) for m in model.modules()) == 1
+    assert isinstance(block.act, nn.Mish)
 
 
 @pytest.mark.parametrize("name", EFFICIENTNETS)

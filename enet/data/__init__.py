@@ -12,6 +12,7 @@ from .common import TrainPlan
 from .datasets import DatasetIndex, index_dataset, resolve_data
 
 LOADERS = ("auto", "dali", "torch")
+CROPS = ("random-resized", "resize")
 
 
 def dali_status() -> str | None:
@@ -37,6 +38,7 @@ def build_loaders(
     device: str | torch.device = "cpu",
     randaugment: tuple[int, int] = (2, 9),
     min_scale: float = 0.08,
+    crop: str = "random-resized",
     crop_pct: float = 0.875,
     rank: int = 0,
     world_size: int = 1,
@@ -52,6 +54,8 @@ def build_loaders(
     (float images normalised with ImageNet mean/std, int64 labels) on `device`. The train loader
     has a position (`state_dict()` / `load_state_dict()`) for exact resume. Both carry
     `.backend` ("dali" or "torch"), and the train loader `.backend_note` says why it was chosen.
+    `crop`: "random-resized" (area from `min_scale` to 1, aspect 3/4 to 4/3) or "resize" (the
+    whole image squashed to res x res, fastai's `Resize` as the Imagenette leaderboard used it).
     `randaugment=(n, m)`: n operations at magnitude bin m of 31 (torchvision's convention);
     n = 0 turns it off. `randaugment_impl` (DALI backend): "auto" runs DALI's own RandAugment on
     the GPU and enet's batched one on the CPU (several times faster there); "dali" or "enet"
@@ -66,6 +70,8 @@ def build_loaders(
         raise EnetError(f"min_scale must be in (0, 1], got {min_scale}")
     if not 0.0 < crop_pct <= 1.0:
         raise EnetError(f"crop_pct must be in (0, 1], got {crop_pct}")
+    if crop not in CROPS:
+        raise EnetError(f"crop must be {' or '.join(CROPS)}, got {crop!r}")
     n, m = randaugment
     if n < 0 or not 0 <= m <= 30:
         raise EnetError(f"randaugment (n, m) needs n >= 0 and 0 <= m <= 30, got {randaugment}")
@@ -92,6 +98,7 @@ def build_loaders(
             plan,
             res,
             min_scale=min_scale,
+            crop=crop,
             randaugment=(n, m),
             randaugment_impl=randaugment_impl,
             workers=workers,
@@ -105,6 +112,7 @@ def build_loaders(
             plan,
             res,
             min_scale=min_scale,
+            crop=crop,
             randaugment=(n, m),
             workers=workers,
             **common,

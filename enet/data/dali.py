@@ -87,8 +87,10 @@ class DaliTrainLoader(TrainLoaderBase):
         channels_last: bool,
         workers: int,
         randaugment_impl: str = "auto",
+        crop: str = "random-resized",
     ) -> None:
         super().__init__(plan)
+        self.crop = crop
         self.files = split.files
         self.labels = np.asarray(split.labels, dtype=np.int64)
         self.res, self.min_scale, self.device = res, min_scale, device
@@ -124,6 +126,7 @@ class DaliTrainLoader(TrainLoaderBase):
                 min_scale=self.min_scale,
                 gpu=self.gpu,
                 randaugment=self.dali_randaugment,
+                crop=self.crop,
                 batch_size=self.plan.batch_size,
                 num_threads=self.workers,
                 device_id=(self.device.index or 0) if self.gpu else None,

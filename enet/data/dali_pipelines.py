@@ -35,8 +35,9 @@ def quiet_dali_deprecations():
 
 
 @pipeline_def(enable_conditionals=True)
-def train_pipeline(source, res: int, min_scale: float, gpu: bool, randaugment):
-    """encoded JPEG/PNG -> random-resized-crop (decoding only the crop) [-> RandAugment] -> flip.
+def train_pipeline(source, res: int, min_scale: float, gpu: bool, randaugment, crop: str):
+    """encoded JPEG/PNG -> random-resized-crop (decoding only the crop), or the whole image
+    resized to res x res (`crop="resize"`) [-> RandAugment] -> flip.
 
     Output: uint8 CHW images of res x res and int64 labels, on the GPU when `gpu`. (The flip
     comes last, fused with the layout change; RandAugment commutes with it up to the sign of
@@ -51,14 +52,17 @@ def train_pipeline(source, res: int, min_scale: float, gpu: bool, randaugment):
         batch_info=True,
         dtype=[types.UINT8, types.INT64],
     )
-    images = fn.decoders.image_random_crop(
-        encoded,
-        device="mixed" if gpu else "cpu",
-        output_type=types.RGB,
-        random_area=[min_scale, 1.0],
-        random_aspect_ratio=[3.0 / 4.0, 4.0 / 3.0],
-        num_attempts=10,
-    )
+    if crop == "resize":
+        images = fn.decoders.image(encoded, device="mixed" if gpu else "cpu", output_type=types.RGB)
+    else:
+        images = fn.decoders.image_random_crop(
+            encoded,
+            device="mixed" if gpu else "cpu",
+            output_type=types.RGB,
+            random_area=[min_scale, 1.0],
+            random_aspect_ratio=[3.0 / 4.0, 4.0 / 3.0],
+            num_attempts=10,
+        )
     images = fn.resize(images, size=[res, res], interp_type=types.INTERP_LINEAR, antialias=True)
     flip = fn.random.coin_flip(probability=0.5)
     if randaugment is not None:

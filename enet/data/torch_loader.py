@@ -62,6 +62,13 @@ def crop_box(height: int, width: int, min_scale: float, rng: np.random.Generator
     return (height - h) // 2, (width - w) // 2, h, w
 
 
+def train_box(height: int, width: int, crop: str, min_scale: float, rng: np.random.Generator):
+    """The training crop's box: random-resized-crop's, or the whole image for `resize`."""
+    if crop == "resize":
+        return 0, 0, height, width
+    return crop_box(height, width, min_scale, rng)
+
+
 def _decode(data: torch.Tensor) -> torch.Tensor:
     return decode_image(data, mode=ImageReadMode.RGB)
 
@@ -77,10 +84,11 @@ class _TrainBatches(Dataset):
         min_scale: float,
         randaugment: tuple[int, int],
         encoded_only: bool,
+        crop: str = "random-resized",
     ) -> None:
         self.files = split.files
         self.labels = np.asarray(split.labels, dtype=np.int64)
-        self.plan, self.res, self.min_scale = plan, res, min_scale
+        self.plan, self.res, self.min_scale, self.crop = plan, res, min_scale, crop
         self.randaugment = randaugment
         self.encoded_only = encoded_only  # CUDA: decode later, on the GPU
 
@@ -104,7 +112,7 @@ class _TrainBatches(Dataset):
 
     def _load(self, path: str, rng: np.random.Generator) -> torch.Tensor:
         image = _decode(read_file(path))
-        top, left, h, w = crop_box(image.shape[1], image.shape[2], self.min_scale, rng)
+        top, left, h, w = train_box(image.shape[1], image.shape[2], self.crop, self.min_scale, rng)
         image = TF.resized_crop(image, top, left, h, w, [self.res, self.res], antialias=True)
         return image.flip(-1) if rng.random() < 0.5 else image
 
@@ -116,9 +124,10 @@ class _TrainBatches(Dataset):
 
             with Image.open(path) as im:  # the header alone gives the size
                 width, height = im.size
-            return data, crop_box(height, width, self.min_scale, rng), bool(rng.random() < 0.5)
+            box = train_box(height, width, self.crop, self.min_scale, rng)
+            return data, box, bool(rng.random() < 0.5)
         image = _decode(data)
-        box = crop_box(image.shape[1], image.shape[2], self.min_scale, rng)
+        box = train_box(image.shape[1], image.shape[2], self.crop, self.min_scale, rng)
         return image, box, bool(rng.random() < 0.5)
 
 
@@ -165,11 +174,14 @@ class TorchTrainLoader(TrainLoaderBase):
         device: torch.device,
         channels_last: bool,
         workers: int,
+        crop: str = "random-resized",
     ) -> None:
         super().__init__(plan)
         self.gpu_decode = device.type == "cuda"
         self.res, self.randaugment, self.device = res, tuple(randaugment), device
-        self.dataset = _TrainBatches(split, plan, res, min_scale, self.randaugment, self.gpu_decode)
+        self.dataset = _TrainBatches(
+            split, plan, res, min_scale, self.randaugment, self.gpu_decode, crop
+        )
         self.keys = _Keys()
         self.loader = _dataloader(self.dataset, self.keys, workers, device)
         self.normalize = Normalizer(device, channels_last)

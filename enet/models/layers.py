@@ -128,3 +128,47 @@ class ClassifierHead(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dropout={self.dropout}, msd_samples={self.msd_samples}"
+
+
+class SimpleSelfAttention(nn.Module):
+    """fastai's SimpleSelfAttention (sym=False, ks=1): o = gamma * (x x^T) conv(x) + x.
+
+    x is viewed as (N, C, H*W); conv is a 1x1 Conv1d without bias under spectral normalisation
+    (one power iteration per training forward, as fastai's `spectral_norm`); gamma starts at 0,
+    so the layer starts as the identity. Parameters: C*C + 1.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        conv = nn.Conv1d(channels, channels, 1, bias=False)
+        nn.init.kaiming_normal_(conv.weight)
+        self.conv = nn.utils.parametrizations.spectral_norm(conv)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape
+        flat = x.reshape(*size[:2], -1)  # (N, C, HW)
+        conv = self.conv(flat)
+        xxt = torch.bmm(flat, flat.transpose(1, 2))  # (N, C, C)
+        out = self.gamma * torch.bmm(xxt, conv) + flat
+        return out.reshape(size)
+
+
+class MaxBlurPool(nn.Module):
+    """Anti-aliased max-pooling (Zhang 2019, "Making Convolutional Networks Shift-Invariant
+    Again"), as kornia's MaxBlurPool2D(3, ceil_mode=True): a 2x2 max-pool with stride 1, then a
+    fixed 3x3 binomial blur ([1, 2, 1] outer [1, 2, 1] / 16) applied with the stride. No
+    parameters; the kernel is a non-persistent buffer, so checkpoints do not change.
+    """
+
+    def __init__(self, stride: int = 2) -> None:
+        super().__init__()
+        self.stride = stride
+        row = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("kernel", (row[:, None] * row[None, :] / 16).view(1, 1, 3, 3), False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(x, kernel_size=2, stride=1, ceil_mode=True)
+        channels = x.shape[1]
+        kernel = self.kernel.to(x.dtype).expand(channels, 1, 3, 3)
+        return F.conv2d(x, kernel, padding=1, stride=self.stride, groups=channels)

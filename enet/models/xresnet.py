@@ -3,37 +3,90 @@
 ResNet-C stem of three 3x3 convs, ResNet-D shortcut (2x2 average pool, then 1x1 conv), the last
 BatchNorm of every block initialised to zero, activation after the sum. Layer counts are data.
 Parameter counts equal fastai's `xresnetN(n_out=...)`; tests check them.
+
+The family's variants are the same network with other blocks, as fastai's `XResNet(block, ...)`:
+ResNeXt (grouped 3x3 convs, 32 groups of width 4 per 64 channels), squeeze-excite after the
+conv path (reduction 16), or both (`xse_resnext*`, the Imagenette leaderboard's model). Options
+on every variant: `act` (relu, silu, mish), `sa` (fastai's simple self-attention in the last
+block of the first stage, where fastai puts it) and `pool` ("max", or "maxblur": the stem's
+max-pool, the network's one max-pool, anti-aliased as the leaderboard's MaxBlurPool entries did).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import torch
 from torch import nn
 
-from .layers import ClassifierHead, ConvBnAct, make_act
+from .layers import (
+    ClassifierHead,
+    ConvBnAct,
+    MaxBlurPool,
+    SimpleSelfAttention,
+    SqueezeExcite,
+    make_act,
+)
+
+POOLS = ("max", "maxblur")
+
+
+@dataclass(frozen=True)
+class BlockKind:
+    """What a variant's blocks are: fastai's ResBlock, SEBlock, SEResNeXtBlock (and ResNeXt)."""
+
+    groups: int = 1  # groups of the 3x3 conv (32: ResNeXt)
+    reduction: int = 0  # squeeze-excite reduction (0: none)
+    se_widths: bool = False  # fastai's SEBlock: hidden widths nf * 2, then nf * expansion
+
+    def hidden(self, expansion: int, width: int) -> tuple[int, int]:
+        """(nh1, nh2): widths inside the block for a stage `width` (64, 128, 256, 512)."""
+        if self.groups > 1:  # ResNeXt: 4 channels per group for every 64 of the stage width
+            nh = math.floor(width * 4 / 64) * self.groups
+            return nh, nh
+        if self.se_widths:
+            return width * 2, width * expansion
+        return width, width
 
 
 class ResBlock(nn.Module):
-    """conv path (basic: 3x3, 3x3; bottleneck: 1x1, 3x3, 1x1) + id path, then activation."""
+    """conv path (basic: 3x3, 3x3; bottleneck: 1x1, 3x3, 1x1) [+ SE] [+ self-attention] + id
+    path, then activation."""
 
     def __init__(
-        self, expansion: int, in_channels: int, channels: int, stride: int, act: str
+        self,
+        expansion: int,
+        in_channels: int,
+        channels: int,
+        stride: int,
+        act: str,
+        kind: BlockKind = BlockKind(),
+        sa: bool = False,
     ) -> None:
         super().__init__()
         out_channels = channels * expansion
+        nh1, nh2 = kind.hidden(expansion, channels)
+        g = kind.groups
         if expansion == 1:
-            self.convs = nn.Sequential(
-                ConvBnAct(in_channels, channels, 3, stride, act=act),
-                ConvBnAct(channels, out_channels, 3, act=None, zero_init_bn=True),
-            )
+            convs = [
+                ConvBnAct(in_channels, nh2, 3, stride, groups=g, act=act),
+                ConvBnAct(nh2, out_channels, 3, act=None, zero_init_bn=True),
+            ]
         else:
-            self.convs = nn.Sequential(
-                ConvBnAct(in_channels, channels, 1, act=act),
-                ConvBnAct(channels, channels, 3, stride, act=act),
-                ConvBnAct(channels, out_channels, 1, act=None, zero_init_bn=True),
-            )
+            convs = [
+                ConvBnAct(in_channels, nh1, 1, act=act),
+                ConvBnAct(nh1, nh2, 3, stride, groups=g, act=act),
+                ConvBnAct(nh2, out_channels, 1, act=None, zero_init_bn=True),
+            ]
+        if kind.reduction:
+            # fastai's SEModule: hidden width rounded up to a multiple of 8
+            squeeze = math.ceil(out_channels // kind.reduction / 8) * 8
+            convs.append(SqueezeExcite(out_channels, squeeze, act=act))
+        if sa:
+            convs.append(SimpleSelfAttention(out_channels))
+        self.convs = nn.Sequential(*convs)
         shortcut: list[nn.Module] = []
         if stride != 1:
             # ResNet-D: average first so that the 1x1 conv sees every pixel, not one in four.
@@ -59,15 +112,20 @@ class XResNet(nn.Module):
         dropout: float = 0.0,
         msd_samples: int = 1,
         stem_channels: tuple[int, int, int] = (32, 32, 64),
+        kind: BlockKind = BlockKind(),
+        sa: bool = False,
+        pool: str = "max",
     ) -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"unknown pool {pool!r}; choose one of {', '.join(POOLS)}")
         stem_sizes = (3, *stem_channels)
         self.stem = nn.Sequential(
             *[
                 ConvBnAct(stem_sizes[i], stem_sizes[i + 1], 3, stride=2 if i == 0 else 1, act=act)
                 for i in range(3)
             ],
-            nn.MaxPool2d(3, stride=2, padding=1),
+            nn.MaxPool2d(3, stride=2, padding=1) if pool == "max" else MaxBlurPool(2),
         )
         widths = (64, 128, 256, 512)
         stages = []
@@ -76,7 +134,8 @@ class XResNet(nn.Module):
             blocks = []
             for b in range(count):
                 stride = 2 if (i > 0 and b == 0) else 1
-                blocks.append(ResBlock(expansion, in_channels, width, stride, act))
+                attend = sa and i == 0 and b == count - 1  # fastai: the first stage's last block
+                blocks.append(ResBlock(expansion, in_channels, width, stride, act, kind, sa=attend))
                 in_channels = width * expansion
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
@@ -85,7 +144,8 @@ class XResNet(nn.Module):
 
     def reset_parameters(self) -> None:
         # fastai's init_cnn: Kaiming-normal (fan_in) weights, zero biases. BatchNorm weights stay
-        # as the blocks set them (1, or 0 for each block's last).
+        # as the blocks set them (1, or 0 for each block's last); self-attention's spectrally
+        # normalised conv keeps its own Kaiming init.
         for m in self.modules():
             if isinstance(m, nn.Conv2d | nn.Linear):
                 nn.init.kaiming_normal_(m.weight)
@@ -103,15 +163,23 @@ class XResNet(nn.Module):
 class Variant:
     expansion: int  # 1: basic blocks, 4: bottlenecks
     layers: tuple[int, ...]  # blocks per stage
+    kind: BlockKind = BlockKind()
 
 
-VARIANTS = {
-    "xresnet18": Variant(1, (2, 2, 2, 2)),
-    "xresnet34": Variant(1, (3, 4, 6, 3)),
-    "xresnet50": Variant(4, (3, 4, 6, 3)),
-    "xresnet101": Variant(4, (3, 4, 23, 3)),
-    "xresnet152": Variant(4, (3, 8, 36, 3)),
+RESNEXT = BlockKind(groups=32)
+SE = BlockKind(reduction=16, se_widths=True)
+SE_RESNEXT = BlockKind(groups=32, reduction=16)
+_DEPTHS = {
+    18: (1, (2, 2, 2, 2)),
+    34: (1, (3, 4, 6, 3)),
+    50: (4, (3, 4, 6, 3)),
+    101: (4, (3, 4, 23, 3)),
+    152: (4, (3, 8, 36, 3)),
 }
+VARIANTS = {f"xresnet{d}": Variant(*_DEPTHS[d]) for d in (18, 34, 50, 101, 152)}
+for _prefix, _kind in (("xresnext", RESNEXT), ("xse_resnet", SE), ("xse_resnext", SE_RESNEXT)):
+    for _depth in (18, 34, 50):
+        VARIANTS[f"{_prefix}{_depth}"] = Variant(*_DEPTHS[_depth], _kind)
 DEFAULT_RESOLUTION = 224
 
 
@@ -122,6 +190,10 @@ def build_xresnet(
     act: str = "relu",
     dropout: float = 0.0,
     msd_samples: int = 1,
+    sa: bool = False,
+    pool: str = "max",
 ) -> XResNet:
-    variant = VARIANTS[name]
-    return XResNet(variant.expansion, variant.layers, num_classes, act, dropout, msd_samples)
+    v = VARIANTS[name]
+    return XResNet(
+        v.expansion, v.layers, num_classes, act, dropout, msd_samples, kind=v.kind, sa=sa, pool=pool
+    )

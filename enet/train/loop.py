@@ -69,6 +69,10 @@ def model_options(cfg: Config) -> dict:
         opts["drop_connect_rate"] = m.drop_connect_rate
     if m.act is not None:
         opts["act"] = m.act
+    if m.sa:
+        opts["sa"] = True
+    if m.pool != "max":
+        opts["pool"] = m.pool
     return opts
 
 
@@ -186,6 +190,7 @@ def _fit(cfg: Config, env: distributed.DistEnv, console: Console | None) -> dict
         device=device,
         randaugment=(d.randaugment_n, d.randaugment_m),
         min_scale=d.min_scale,
+        crop=d.crop,
         crop_pct=d.crop_pct,
         rank=env.rank,
         world_size=env.world_size,
