@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
+from fastai_util import reference_input, seeded_model
 from torch import nn
 
 from enet.errors import EnetError
 from enet.models import create_model, get_model_info, list_models
 from enet.models.efficientnet import MBConv, load_torchvision_weights
 from enet.models.layers import ClassifierHead, drop_connect, make_divisible
-from fastai_util import reference_input, seeded_model
 
 EFFICIENTNETS = [f"efficientnet_b{i}" for i in range(8)]
 XRESNETS = ["xresnet18", "xresnet34", "xresnet50", "xresnet101", "xresnet152"] + [

@@ -14,9 +14,8 @@ max-pool, the network's one max-pool, anti-aliased as the leaderboard's MaxBlurP
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
