@@ -23,8 +23,22 @@ app = typer.Typer(
 console = Console(width=None if Console().is_terminal else 140)
 
 
-def _not_built(command: str) -> None:
-    raise EnetError(f"`enet {command}` is not built yet")
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"enet {version('enet')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Train, evaluate and compare EfficientNet and XResNet image classifiers."""
 
 
 @app.command("models")
@@ -156,7 +170,9 @@ def train_cmd(
 
 @app.command("eval")
 def eval_cmd(
-    checkpoint: Annotated[str, typer.Argument(help="A checkpoint (RUN/checkpoints/best.pt).")],
+    checkpoint: Annotated[
+        str, typer.Argument(help="A checkpoint, or a run folder (its checkpoints/best.pt).")
+    ],
     data: Annotated[
         str | None, typer.Option(help="Data to evaluate on (default: the run's).")
     ] = None,
@@ -164,11 +180,20 @@ def eval_cmd(
     batch_size: Annotated[int | None, typer.Option(help="Images per batch.")] = None,
     tta: Annotated[bool, typer.Option("--tta", help="Average with the mirrored image.")] = False,
     ema: Annotated[bool, typer.Option("--ema", help="Evaluate the EMA weights.")] = False,
-    out: Annotated[str | None, typer.Option(help="Where eval.json and confusion.png go.")] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            help="Folder for eval.json, per_class.csv and the plots (default: "
+            "RUN/eval/<checkpoint>-<res>px[-tta][-ema], one per set of options)."
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an evaluation with other options in OUT.")
+    ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     loader: Annotated[str, typer.Option(help="auto, dali or torch.")] = "auto",
 ) -> None:
-    """Top-1, top-5, per-class accuracy and a confusion matrix of a checkpoint."""
+    """Top-1, top-5, per-class accuracy, the most confused classes and a confusion matrix."""
     from .evaluate import run_eval
 
     run_eval(
@@ -179,6 +204,7 @@ def eval_cmd(
         tta=tta,
         ema=ema,
         out=out,
+        overwrite=overwrite,
         device=device,
         loader=loader,
         console=console,

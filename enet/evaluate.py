@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,15 +26,6 @@ class EvalResult:
     per_class_total: list[int]
     confusion: list[list[int]] | None = None  # [true][predicted]
 
-    def summary(self) -> dict:
-        return dict(
-            loss=self.loss,
-            top1=self.top1,
-            top5=self.top5,
-            count=self.count,
-            img_per_s=self.img_per_s,
-        )
-
 
 def autocast_dtype(precision: str) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
@@ -51,8 +42,10 @@ def evaluate(
     tta: bool = False,
     confusion: bool = False,
     env=None,
+    on_batch=None,
 ) -> EvalResult:
-    """One pass over `loader`; sums are reduced over ranks when `env` is distributed."""
+    """One pass over `loader`; sums are reduced over ranks when `env` is distributed.
+    `on_batch(done, total)` is called after each batch (progress)."""
     model.eval()
     dtype = autocast_dtype(precision)
     n = num_classes
@@ -61,7 +54,7 @@ def evaluate(
     correct5 = torch.zeros((), dtype=torch.float64, device=device)
     matrix = torch.zeros(n * n, dtype=torch.int64, device=device)
     start = time.perf_counter()
-    for images, labels in loader:
+    for done, (images, labels) in enumerate(loader, 1):
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = model(images)
             if tta:  # average the class probabilities with those of the mirrored image
@@ -73,7 +66,10 @@ def evaluate(
         top = log_probs.topk(min(5, n), 1).indices
         correct1 += (top[:, 0] == labels).sum()
         correct5 += (top == labels[:, None]).any(1).sum()
-        matrix += torch.bincount(labels * n + top[:, 0], minlength=n * n)
+        # index_add_ rather than bincount: no host synchronisation on CUDA
+        matrix.index_add_(0, labels * n + top[:, 0], torch.ones_like(labels))
+        if on_batch is not None:
+            on_batch(done, len(loader))
     elapsed = time.perf_counter() - start
     if env is not None and env.distributed:
         import torch.distributed as dist
@@ -103,6 +99,26 @@ def evaluate(
 # enet eval
 
 
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run folder (its best.pt, else last.pt)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / "checkpoints" / name).is_file():
+                return path / "checkpoints" / name
+        raise EnetError(f"{path} holds no checkpoints/best.pt or last.pt (is it a run folder?)")
+    return path
+
+
+def eval_folder(checkpoint: Path, res: int, tta: bool, ema: bool, data: str | None) -> Path:
+    """<run>/eval/<checkpoint>-<res>px[-tta][-ema][-<data>]: one folder per set of options, so a
+    second evaluation never replaces another's files."""
+    name = f"{checkpoint.stem}-{res}px" + ("-tta" if tta else "") + ("-ema" if ema else "")
+    if data:
+        name += "-" + Path(data).name.replace(" ", "_")
+    return checkpoint.resolve().parent.parent / "eval" / name
+
+
 def run_eval(
     checkpoint: str,
     *,
@@ -112,14 +128,15 @@ def run_eval(
     tta: bool = False,
     ema: bool = False,
     out: str | None = None,
+    overwrite: bool = False,
     device: str = "auto",
     loader: str = "auto",
     workers: int | None = None,
     console=None,
 ) -> dict:
-    """Evaluate a checkpoint; write eval.json and confusion.png into OUT; return the results."""
+    """Evaluate a checkpoint: print the results, then write eval.json, per_class.csv and the
+    plots into OUT. Returns the record written to eval.json."""
     from rich.console import Console
-    from rich.table import Table
 
     from .config import config_from_dict
     from .data import build_eval_loader
@@ -129,15 +146,26 @@ def run_eval(
     from .train.loop import model_options, resolve_precision, resolve_resolution
 
     console = console or Console()
-    ckpt = load_checkpoint(checkpoint)
+    if res is not None and res < 16:
+        raise EnetError(f"--res must be >= 16 pixels, got {res}")
+    if batch_size is not None and batch_size < 1:
+        raise EnetError(f"--batch-size must be >= 1, got {batch_size}")
+    path = resolve_checkpoint(checkpoint)
+    ckpt = load_checkpoint(path)
     if "model" not in ckpt or "config" not in ckpt:
-        raise EnetError(f"{checkpoint} is not an enet checkpoint (no model or config)")
+        raise EnetError(f"{path} is not an enet checkpoint (no model or config)")
     cfg = config_from_dict(ckpt["config"])
     classes = list(ckpt["classes"])
+    eval_res = res or cfg.data.eval_res or resolve_resolution(cfg)
+    out_dir = Path(out) if out else eval_folder(path, eval_res, tta, ema, data)
+    options = dict(
+        checkpoint=str(path), data=str(data or cfg.data.data), res=eval_res, tta=tta, ema=ema
+    )
+    _check_out(out_dir, options, overwrite)
+    if ema and ckpt.get("ema") is None:
+        raise EnetError(f"{path} has no EMA weights (train with --set train.ema_decay=0.999)")
     dev = resolve_device(device)
     precision = resolve_precision(cfg.train.precision, dev)
-    eval_res = res or cfg.data.eval_res or resolve_resolution(cfg)
-    channels_last = cfg.train.channels_last
     retain_on_cpu(dev, cfg.train.retain_cpu_memory)
     val, data_classes = build_eval_loader(
         data or cfg.data.data,
@@ -147,70 +175,97 @@ def run_eval(
         device=dev,
         crop_pct=cfg.data.crop_pct,
         workers=workers,
-        channels_last=channels_last,
+        channels_last=cfg.train.channels_last,
     )
-    if data_classes != classes:
-        only_ckpt = sorted(set(classes) - set(data_classes))
-        only_data = sorted(set(data_classes) - set(classes))
-        raise EnetError(
-            f"the checkpoint's {len(classes)} classes do not match the data's {len(data_classes)}"
-            f" (only in the checkpoint: {', '.join(only_ckpt[:5]) or '-'}; only in the data: "
-            f"{', '.join(only_data[:5]) or '-'}"
-            + ("; same names, other order" if not (only_ckpt or only_data) else "")
-            + ")"
-        )
+    _check_classes(classes, data_classes)
     model = create_model(cfg.model.name, len(classes), **model_options(cfg))
-    if ema:
-        if ckpt.get("ema") is None:
-            raise EnetError(
-                f"{checkpoint} has no EMA weights (train with --set train.ema_decay=0.999)"
-            )
-        model.load_state_dict(ckpt["ema"])
-    else:
-        model.load_state_dict(ckpt["model"])
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model.load_state_dict(ckpt["ema"] if ema else ckpt["model"])
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     model.to(dev, memory_format=memory_format)
-    result = evaluate(
-        model, val, len(classes), device=dev, precision=precision, tta=tta, confusion=True
-    )
-    out_dir = Path(out) if out else Path(checkpoint).resolve().parent.parent / "eval"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    record = dict(
-        checkpoint=str(checkpoint),
-        data=str(data or cfg.data.data),
-        res=eval_res,
-        tta=tta,
-        ema=ema,
-        classes=classes,
-        step=ckpt.get("step"),
-        **asdict(result),
-    )
-    from .fileio import write_json_atomic
-    from .report import confusion_plot
+    with _progress(console, f"evaluating {val.num_samples} images") as on_batch:
+        result = evaluate(
+            model,
+            val,
+            len(classes),
+            device=dev,
+            precision=precision,
+            tta=tta,
+            confusion=True,
+            on_batch=on_batch,
+        )
+    from . import report
 
-    write_json_atomic(out_dir / "eval.json", record)
-    confusion_plot(
-        result.confusion,
-        classes,
-        out_dir / "confusion.png",
-        title=f"{cfg.model.name}: top-1 {result.top1:.2f}%",
+    record = report.eval_record(result, classes, options, step=ckpt.get("position", {}).get("step"))
+    title = (
+        f"{cfg.model.name} on {options['data']} ({result.count} images, {eval_res}px"
+        f"{', TTA' if tta else ''}{', EMA' if ema else ''})"
     )
-
-    table = Table(
-        title=f"{cfg.model.name} on {data or cfg.data.data} ({result.count} images, "
-        f"{eval_res}px{', TTA' if tta else ''}{', EMA' if ema else ''})"
+    report.print_eval(record, title, console)  # the results first: the files may take a while
+    files = report.write_eval(
+        record, result.confusion, out_dir, f"{cfg.model.name}: top-1 {result.top1:.2f}%"
     )
-    for col in ("top-1 %", "top-5 %", "loss", "img/s"):
-        table.add_column(col, justify="right")
-    table.add_row(
-        f"{result.top1:.2f}", f"{result.top5:.2f}", f"{result.loss:.4f}", f"{result.img_per_s:.0f}"
-    )
-    console.print(table)
-    per_class = Table(title="per-class accuracy")
-    for col in ("class", "correct", "images", "accuracy %"):
-        per_class.add_column(col, justify="left" if col == "class" else "right")
-    for name, c, t in zip(classes, result.per_class_correct, result.per_class_total, strict=True):
-        per_class.add_row(name, str(c), str(t), f"{100 * c / t:.1f}" if t else "-")
-    console.print(per_class)
-    console.print(f"wrote {out_dir / 'eval.json'} and {out_dir / 'confusion.png'}")
+    console.print(f"wrote {', '.join(str(f) for f in files)}", highlight=False, soft_wrap=True)
     return record
+
+
+def _check_out(out_dir: Path, options: dict, overwrite: bool) -> None:
+    """Refuse to replace another evaluation's files (other options) without --overwrite."""
+    previous = out_dir / "eval.json"
+    if overwrite or not previous.is_file():
+        return
+    import json
+
+    try:
+        old = json.loads(previous.read_text())
+    except ValueError:
+        old = {}
+    if any(old.get(k) != v for k, v in options.items()):
+        raise EnetError(
+            f"{out_dir} holds an evaluation with other options ({old.get('checkpoint')}, "
+            f"{old.get('res')}px, tta {old.get('tta')}, ema {old.get('ema')}); pass another "
+            "--out or --overwrite"
+        )
+
+
+def _check_classes(classes: list[str], data_classes: list[str]) -> None:
+    if data_classes == classes:
+        return
+    only_ckpt = sorted(set(classes) - set(data_classes))
+    only_data = sorted(set(data_classes) - set(classes))
+    raise EnetError(
+        f"the checkpoint's {len(classes)} classes do not match the data's {len(data_classes)}"
+        f" (only in the checkpoint: {', '.join(only_ckpt[:5]) or '-'}; only in the data: "
+        f"{', '.join(only_data[:5]) or '-'}"
+        + ("; same names, other order" if not (only_ckpt or only_data) else "")
+        + ")"
+    )
+
+
+class _progress:
+    """A transient progress bar on a terminal (a start line otherwise); yields on_batch."""
+
+    def __init__(self, console, description: str) -> None:
+        self.console, self.description = console, description
+        self.bar = None
+
+    def __enter__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        if not self.console.is_terminal:
+            self.console.print(f"{self.description} ...", highlight=False)
+            return None
+        self.bar = Progress(
+            f"[bold]{self.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.bar.start()
+        task = self.bar.add_task("eval", total=None)
+        return lambda done, total: self.bar.update(task, completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()

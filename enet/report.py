@@ -28,36 +28,185 @@ def save_figure(fig, path: Path) -> None:
         plt.close(fig)
 
 
-def confusion_plot(matrix: list[list[int]], classes: list[str], path: Path, title: str) -> None:
-    """Row-normalised confusion matrix (true class per row), counts written in the cells."""
+LABELLED_CLASSES = 30  # up to this many classes a confusion matrix has names and counts
+MAX_FIGURE_INCHES = 14.0  # at 120 dpi: at most about 1,700 px a side, at any class count
+
+
+def confusion_plot(matrix: list[list[int]], names: list[str], path: Path, title: str) -> None:
+    """Row-normalised confusion matrix (true class per row); names and counts up to
+    LABELLED_CLASSES classes, a plain matrix (no tick labels) above."""
     import numpy as np
 
     m = np.asarray(matrix, dtype=float)
     rows = m.sum(1, keepdims=True)
     norm = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
-    n = len(classes)
-    size = max(4.0, 0.45 * n + 2)
+    n = len(names)
+    labelled = n <= LABELLED_CLASSES
+    size = min(MAX_FIGURE_INCHES, max(4.0, 0.45 * n + 2)) if labelled else 10.0
     fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(n), classes, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    if labelled:
+        ax.set_xticks(range(n), names, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(n), names, fontsize=8)
+        for i, j in zip(*np.nonzero(m), strict=True):
+            colour = "white" if norm[i, j] > 0.5 else "black"
+            ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7, color=colour)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    ax.set_xlabel("predicted class" + ("" if labelled else f" (index 0-{n - 1})"))
+    ax.set_ylabel("true class" + ("" if labelled else f" (index 0-{n - 1})"))
     ax.set_title(title)
-    if n <= 30:
-        for i in range(n):
-            for j in range(n):
-                if m[i, j]:
-                    ax.text(
-                        j,
-                        i,
-                        int(m[i, j]),
-                        ha="center",
-                        va="center",
-                        fontsize=7,
-                        color="white" if norm[i, j] > 0.5 else "black",
-                    )
     save_figure(fig, path)
+
+
+def per_class_plot(per_class: list[dict], path: Path, title: str, named: int = 15) -> None:
+    """Every class's accuracy, sorted; the `named` worst classes labelled with their names."""
+    rows = sorted((r for r in per_class if r["images"]), key=lambda r: r["accuracy"])
+    fig, (ax, worst_ax) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [3, 2]})
+    ax.plot(range(len(rows)), [r["accuracy"] for r in rows], color="tab:blue")
+    ax.set_xlabel("classes, sorted by accuracy")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    worst = rows[:named]
+    worst_ax.barh([r["name"] for r in worst], [r["accuracy"] for r in worst], color="tab:red")
+    worst_ax.invert_yaxis()
+    worst_ax.set_xlim(0, 100)
+    worst_ax.set_xlabel("top-1 accuracy (%)")
+    worst_ax.set_title(f"the {len(worst)} worst classes")
+    worst_ax.tick_params(axis="y", labelsize=8)
+    save_figure(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# enet eval's record, table and files
+
+
+def eval_record(result, classes: list[str], options: dict, step: int | None) -> dict:
+    """What eval.json holds: the options, the totals, every class (ID and name), the most
+    confused pairs."""
+    from .data.class_names import display_names
+
+    names = display_names(classes)
+    per_class = [
+        dict(
+            class_id=c,
+            name=name,
+            correct=k,
+            images=t,
+            accuracy=100.0 * k / t if t else None,
+        )
+        for c, name, k, t in zip(
+            classes, names, result.per_class_correct, result.per_class_total, strict=True
+        )
+    ]
+    return dict(
+        **options,
+        step=step,
+        loss=result.loss,
+        top1=result.top1,
+        top5=result.top5,
+        count=result.count,
+        img_per_s=result.img_per_s,
+        classes=classes,
+        class_names=names,
+        per_class_correct=result.per_class_correct,
+        per_class_total=result.per_class_total,
+        per_class=per_class,
+        most_confused=most_confused(result.confusion, classes, names),
+    )
+
+
+def most_confused(matrix: list[list[int]], classes: list[str], names: list[str], k: int = 10):
+    """The k largest off-diagonal cells: (true, predicted, images)."""
+    import numpy as np
+
+    m = np.array(matrix, dtype=np.int64)
+    np.fill_diagonal(m, 0)
+    flat = np.argsort(m, axis=None)[::-1][:k]
+    pairs = []
+    for index in flat:
+        i, j = divmod(int(index), m.shape[1])
+        if m[i, j] == 0:
+            break
+        pairs.append(
+            dict(
+                true=classes[i],
+                true_name=names[i],
+                predicted=classes[j],
+                predicted_name=names[j],
+                images=int(m[i, j]),
+            )
+        )
+    return pairs
+
+
+def print_eval(record: dict, title: str, console, rows_shown: int = 10) -> None:
+    """The totals; per-class accuracy (every class up to 2 x rows_shown classes, else the best
+    and worst); the most confused pairs."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("top-1 %", "top-5 %", "loss", "img/s"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        f"{record['top1']:.2f}",
+        f"{record['top5']:.2f}",
+        f"{record['loss']:.4f}",
+        f"{record['img_per_s']:.0f}",
+    )
+    console.print(table)
+    rows = [r for r in record["per_class"] if r["images"]]
+    if len(rows) <= 2 * rows_shown:
+        shown, caption = rows, None
+    else:
+        ranked = sorted(rows, key=lambda r: r["accuracy"])
+        shown = ranked[-rows_shown:][::-1] + ranked[:rows_shown][::-1]
+        caption = (
+            f"the {rows_shown} best and {rows_shown} worst of {len(rows)} classes; all of them "
+            "in per_class.csv"
+        )
+    per_class = Table(title="per-class accuracy", caption=caption)
+    for col in ("class", "id", "correct", "images", "accuracy %"):
+        per_class.add_column(col, justify="left" if col in ("class", "id") else "right")
+    for r in shown:
+        per_class.add_row(
+            r["name"], r["class_id"], str(r["correct"]), str(r["images"]), f"{r['accuracy']:.1f}"
+        )
+    console.print(per_class)
+    if record["most_confused"]:
+        confused = Table(title="most confused (true -> predicted)")
+        for col in ("true", "predicted", "images"):
+            confused.add_column(col, justify="right" if col == "images" else "left")
+        for p in record["most_confused"][:rows_shown]:
+            confused.add_row(p["true_name"], p["predicted_name"], str(p["images"]))
+        console.print(confused)
+
+
+def write_eval(record: dict, confusion: list[list[int]], out_dir: Path, title: str) -> list[Path]:
+    """eval.json, per_class.csv, confusion.png (and per_class.png above LABELLED_CLASSES
+    classes); every file atomic, so a failure leaves no partial or temporary file."""
+    import csv
+    import io
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from .fileio import write_json_atomic
+
+    files = [out_dir / "eval.json", out_dir / "per_class.csv", out_dir / "confusion.png"]
+    write_json_atomic(files[0], record)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["class_id", "name", "correct", "images", "accuracy"])
+    writer.writeheader()
+    writer.writerows(record["per_class"])
+    write_text_atomic(files[1], buf.getvalue())
+    confusion_plot(confusion, record["class_names"], files[2], title)
+    if len(record["classes"]) > LABELLED_CLASSES:
+        files.append(out_dir / "per_class.png")
+        per_class_plot(record["per_class"], files[-1], title)
+    return files
 
 
 # ---------------------------------------------------------------------------------------------
