@@ -398,3 +398,65 @@ def test_imagenette_copy_lists_and_loads(imagenette_path):
         images, labels = next(iter(train))
         assert images.shape == (32, 3, 128, 128) and labels.max() < 10
         assert val.num_samples == 3925
+
+
+def _unusual_images(folder: Path) -> dict[str, tuple]:
+    """One file of each kind either backend must read, with the RGB it should come out as."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    expected = {}
+    grey16 = Image.fromarray(np.full((20, 24), 40000, dtype=np.uint16))
+    grey16.save(folder / "grey16.png")
+    expected["grey16.png"] = (156, 156, 156)  # 40000 >> 8
+    palette = Image.new("P", (24, 20), 0)
+    palette.putpalette([200, 40, 40] + [0] * 765)
+    palette.save(folder / "palette.png")
+    expected["palette.png"] = (200, 40, 40)
+    Image.new("LA", (24, 20), (90, 255)).save(folder / "grey_alpha.png")
+    expected["grey_alpha.png"] = (90, 90, 90)
+    Image.new("RGBA", (24, 20), (30, 160, 60, 255)).save(folder / "rgba.png")
+    expected["rgba.png"] = (30, 160, 60)
+    Image.new("CMYK", (24, 20), (0, 200, 200, 30)).save(folder / "cmyk.jpg", quality=95)
+    with Image.open(folder / "cmyk.jpg") as im:
+        expected["cmyk.jpg"] = im.convert("RGB").getpixel((5, 5))
+    return expected
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_image_kind_decodes_to_the_same_rgb(tmp_path, backend):
+    """16-bit, palette, grey + alpha, RGBA and CMYK files: read by both backends, as RGB."""
+    root = solid_dataset(tmp_path / "d", n_train=2, n_val=0, classes=("a", "b"))
+    expected = _unusual_images(root / "val" / "a")
+    (root / "val" / "b").mkdir(exist_ok=True)
+    _, val, _ = build_loaders(
+        root, 16, 2, loader=backend, crop_pct=1.0, workers=0, eval_batch_size=16
+    )
+    images = torch.cat([x for x, _ in val])  # the whole pass: no iterator left half-read
+    names = sorted(expected)  # the loader lists a class's files in name order
+    got = _pixels(images).mean((2, 3))
+    for name, colour in zip(names, got, strict=True):
+        assert torch.allclose(colour, torch.tensor(expected[name], dtype=torch.float32), atol=6), (
+            name,
+            colour,
+        )
+
+
+def test_exif_orientation_applied_by_both_backends(tmp_path):
+    """A landscape JPEG tagged 'rotate 90 clockwise' is read upright (portrait) by both."""
+    from PIL import Image
+
+    root = solid_dataset(tmp_path / "d", n_train=2, n_val=0, classes=("a", "b"))
+    (root / "val" / "a").mkdir(parents=True, exist_ok=True)
+    (root / "val" / "b").mkdir(parents=True, exist_ok=True)
+    image = Image.new("RGB", (40, 20), (230, 20, 20))  # red left half, blue right half
+    image.paste((20, 20, 230), (20, 0, 40, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the stored image is to be turned 90 degrees clockwise for display
+    image.save(root / "val" / "a" / "rotated.jpg", exif=exif, quality=95)
+    for backend in BACKENDS:
+        _, val, _ = build_loaders(root, 16, 1, loader=backend, crop_pct=1.0, workers=0)
+        pixels = _pixels(torch.cat([x for x, _ in val]))[0]  # upright: 20 wide, 40 tall
+        top, bottom = pixels[:, :6].mean((1, 2)), pixels[:, -6:].mean((1, 2))
+        # turned clockwise, the left (red) half is on top
+        assert top[0] > 150 and top[2] < 100 and bottom[2] > 150 and bottom[0] < 100, backend

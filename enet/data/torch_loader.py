@@ -70,7 +70,36 @@ def train_box(height: int, width: int, crop: str, min_scale: float, rng: np.rand
 
 
 def _decode(data: torch.Tensor) -> torch.Tensor:
-    return decode_image(data, mode=ImageReadMode.RGB)
+    """Encoded bytes -> uint8 RGB (3, H, W), EXIF orientation applied (as DALI's decoders do).
+
+    libjpeg-turbo / libpng through torchvision first; what they return in another depth (16-bit
+    PNGs) or cannot convert goes through Pillow, so that every file either backend decodes
+    (palette, gray + alpha, RGBA, CMYK JPEGs) arrives as the same 8-bit RGB.
+    """
+    try:
+        image = decode_image(data, mode=ImageReadMode.RGB, apply_exif_orientation=True)
+        if image.dtype == torch.uint8 and image.shape[0] == 3:
+            return image
+    except RuntimeError:
+        pass
+    return _decode_pillow(data.numpy().tobytes())
+
+
+def _decode_pillow(encoded: bytes) -> torch.Tensor:
+    import io
+
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(encoded)) as im:
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit (or 32-bit) grey: keep the top 8
+            grey = np.asarray(im, dtype=np.int64)
+            shift = 8 if im.mode.startswith("I;16") or grey.max() > 255 else 0
+            grey = (grey >> shift).clip(0, 255).astype(np.uint8)
+            array = np.repeat(grey[..., None], 3, axis=2)
+        else:
+            array = np.asarray(im.convert("RGB"))
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
 class _TrainBatches(Dataset):
@@ -117,15 +146,18 @@ class _TrainBatches(Dataset):
         return image.flip(-1) if rng.random() < 0.5 else image
 
     def _encoded(self, path: str, rng: np.random.Generator):
-        """JPEG bytes with their crop box and flip, or a decoded image (PNG) for the GPU."""
+        """JPEG bytes with their crop box and flip for nvJPEG, or a decoded image: PNGs, and
+        JPEGs nvJPEG would get wrong (CMYK or YCCK; an EXIF orientation to apply)."""
         data = read_file(path)
         if bytes(data[:3].tolist()) == JPEG_MAGIC:
             from PIL import Image
 
-            with Image.open(path) as im:  # the header alone gives the size
+            with Image.open(path) as im:  # the header alone gives size, mode and EXIF
                 width, height = im.size
-            box = train_box(height, width, self.crop, self.min_scale, rng)
-            return data, box, bool(rng.random() < 0.5)
+                plain = im.mode in ("RGB", "L") and im.getexif().get(0x0112, 1) == 1
+            if plain:
+                box = train_box(height, width, self.crop, self.min_scale, rng)
+                return data, box, bool(rng.random() < 0.5)
         image = _decode(data)
         box = train_box(image.shape[1], image.shape[2], self.crop, self.min_scale, rng)
         return image, box, bool(rng.random() < 0.5)
