@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
+from .config import parse_yaml
 from .errors import EnetError
 from .models import get_model_info, list_models
 
@@ -89,13 +90,10 @@ def load_compare_config(
     if path is not None:
         path = Path(path)
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            text = path.read_text()
         except OSError as err:
             raise EnetError(f"--config {path}: {err.strerror}") from None
-        except yaml.YAMLError as err:
-            raise EnetError(
-                f"--config {path}: not valid YAML ({str(err).splitlines()[0]})"
-            ) from None
+        raw = parse_yaml(text, f"--config {path}")
         if not isinstance(raw, dict):
             raise EnetError(f"--config {path}: expected a mapping")
         unknown = sorted(set(raw) - _KEYS)
@@ -145,7 +143,46 @@ def load_compare_config(
     )
     for m in cfg.models:
         cfg.recipe_for(m)  # fail early on a missing recipe
+    _check_data(cfg.data)
     return cfg
+
+
+def _check_data(data: str) -> None:
+    """Before any run starts: the data is a folder or a dataset name."""
+    from .data.datasets import NAMED_DATASETS
+
+    if data == "mini" or data in NAMED_DATASETS or Path(data).expanduser().is_dir():
+        return
+    raise EnetError(
+        f"--data {data!r} is no folder and no dataset name (mini, {', '.join(NAMED_DATASETS)})"
+    )
+
+
+BUDGET_KEYS = ("data", "resolution", "epochs", "minutes", "recipes", "overrides", "set")
+
+
+class RunsFailed(EnetError):
+    """Some runs of a comparison failed (the report is written all the same)."""
+
+    exit_code = 1
+
+
+def _check_budget(cfg: CompareConfig, out: Path) -> None:
+    """A folder's runs all belong to one budget: a rerun with another one (epochs, minutes,
+    resolution, data, recipes, overrides) is refused, never reported as the new one."""
+    saved_path = out / "compare.yaml"
+    if not saved_path.is_file():
+        return
+    saved = yaml.safe_load(saved_path.read_text()) or {}
+    now = _as_yaml(cfg)
+    changed = [k for k in BUDGET_KEYS if k in saved and saved[k] != now[k]]
+    has_runs = any(run_state(p) != "new" for p in out.iterdir() if p.is_dir() and p.name != "logs")
+    if changed and has_runs:
+        what = ", ".join(f"{k} {saved[k]!r} -> {now[k]!r}" for k in changed)
+        raise EnetError(
+            f"{out} holds runs of another budget ({what}); use another --out, or the same "
+            "settings to continue those runs"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,7 +276,8 @@ def run_one(spec: RunSpec, console: Console, index: int, total: int) -> str:
     elif spec.out.exists():
         cmd += ["--overwrite"]  # a failed or never-checkpointed attempt: start it again
     console.print(
-        f"{label}: {'resuming' if state == 'interrupted' else 'training'} -> {spec.out}",
+        f"{label}: {'resuming' if state == 'interrupted' else 'training'} -> {spec.out} "
+        f"(log: {log_path(spec.out)})",
         highlight=False,
     )
     failure_path(spec.out).unlink(missing_ok=True)
@@ -298,11 +336,13 @@ def run(cfg: CompareConfig, out: str | Path, console: Console | None = None) -> 
     console = console or Console()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    _check_budget(cfg, out)
     specs = plan_runs(cfg, out)
     budget = f"{cfg.minutes} min" if cfg.minutes is not None else f"{cfg.epochs} epochs"
     console.print(
         f"comparing {', '.join(cfg.models)} on {cfg.data}: {budget} per run, "
-        f"{len(cfg.seeds)} seed(s), {len(specs)} runs, into {out}",
+        f"{len(cfg.seeds)} seed(s), {len(specs)} runs, into {out} (each run's output: "
+        f"{out / 'logs'}/<model>-s<seed>.log)",
         highlight=False,
     )
     from .fileio import write_text_atomic
@@ -322,7 +362,12 @@ def run(cfg: CompareConfig, out: str | Path, console: Console | None = None) -> 
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return write_compare_report(out, specs, cfg, console=console)
+    rows = write_compare_report(out, specs, cfg, console=console)
+    failed = [r for r in rows if r["status"] == "failed"]
+    if failed:
+        names = "; ".join(f"{Path(r['run_dir']).name} ({r['reason']})" for r in failed)
+        raise RunsFailed(f"{len(failed)} of {len(rows)} runs failed: {names}")
+    return rows
 
 
 def _as_yaml(cfg: CompareConfig) -> dict:

@@ -338,6 +338,15 @@ def _fmt(value, spec: str, missing: str = "-") -> str:
     return format(value, spec)
 
 
+def _mean_spread(mean, std, runs: int) -> str:
+    """`mean ± std` over seeds; one seed has no spread to show."""
+    if not runs:
+        return "-"
+    if runs == 1:
+        return f"{_fmt(mean, '.2f')} (1 seed)"
+    return f"{_fmt(mean, '.2f')} ± {_fmt(std, '.2f')}"
+
+
 def _duration(seconds) -> str:
     if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
         return "-"
@@ -370,8 +379,8 @@ def _table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]], int | 
             [
                 s["model"],
                 runs,
-                f"{_fmt(s['top1'], '.2f')} ± {_fmt(s['top1_std'], '.2f')}" if s["runs"] else "-",
-                f"{_fmt(s['top5'], '.2f')} ± {_fmt(s['top5_std'], '.2f')}" if s["runs"] else "-",
+                _mean_spread(s["top1"], s["top1_std"], s["runs"]),
+                _mean_spread(s["top5"], s["top5_std"], s["runs"]),
                 _fmt(s["params"] / 1e6 if s["params"] else None, ".2f"),
                 _fmt(s["gflops"], ".3f"),
                 str(s["resolution"]),

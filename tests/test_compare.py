@@ -81,7 +81,10 @@ def test_compare_runs_reports_resumes_and_survives_a_failure(tmp_path):
     assert "run the same command again" in "".join(seen)
 
     again = run_enet("compare-baselines", "--config", str(config), "--out", str(out), timeout=900)
-    assert again.returncode == 0, again.stdout + again.stderr
+    # the report is written, and the failed runs are named with a non-zero exit
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "2 of 6 runs failed: xresnet34-s0 (batch size 5000" in again.stderr
+    assert "Traceback" not in again.stderr
     assert "xresnet18 seed 0: finished earlier, skipped" in again.stdout
     assert "xresnet34 seed 0: failed (batch size 5000 is larger" in again.stdout
 
@@ -112,6 +115,14 @@ def test_compare_runs_reports_resumes_and_survives_a_failure(tmp_path):
         png = out / f"{name}.png"
         assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
 
+    # another budget into the same folder is refused before anything runs
+    before = (out / "results.csv").read_text()
+    other = run_enet(
+        "compare-baselines", "--config", str(config), "--out", str(out), "--epochs", "2"
+    )
+    assert other.returncode == 2 and "holds runs of another budget (epochs 1 -> 2)" in other.stderr
+    assert (out / "results.csv").read_text() == before
+
 
 def test_compare_config_errors(tmp_path):
     config = tmp_path / "c.yaml"
@@ -128,6 +139,12 @@ def test_compare_config_errors(tmp_path):
         load_compare_config(config)
     proc = run_enet("compare-baselines", "--models", "nope", "--out", str(tmp_path / "x"))
     assert proc.returncode == 2 and "unknown model" in proc.stderr
+    proc = run_enet(
+        "compare-baselines", "--models", "xresnet18", "--data", "/nonexistent", "--out",
+        str(tmp_path / "y"),
+    )  # fmt: skip
+    assert proc.returncode == 2 and "'/nonexistent' is no folder" in proc.stderr
+    assert not (tmp_path / "y").exists()
 
 
 def test_plan_follows_budget_and_resolution_policy():

@@ -458,3 +458,35 @@ def test_minutes_budget_fits_the_schedule(tmp_path):
     assert pos["total_steps"] == pos["step"] == summary["steps"] > 10
     assert pos["total_steps"] != 5 * 15
     assert summary["wall_s"] < 0.4 * 60 * 3  # ends near its budget, not at 5 epochs
+
+
+def test_resume_extends_a_finished_run_and_refuses_fewer_epochs(tmp_path):
+    out = tmp_path / "run"
+    base = [*TINY, "--device", "cpu", "--batch-size", "48", "--out", str(out)]
+    run_enet("train", *base, "--epochs", "1", check=True)
+    best, last = out / "checkpoints" / "best.pt", out / "checkpoints" / "last.pt"
+    assert "optimizer" not in torch.load(best, weights_only=True)  # eval needs no optimiser
+    assert best.stat().st_size < 0.7 * last.stat().st_size
+    again = run_enet("train", "--out", str(out), "--resume", check=True)
+    assert "already finished its 1 epochs" in again.stdout
+    longer = run_enet("train", "--out", str(out), "--resume", "--epochs", "2", check=True)
+    assert "extending" in longer.stdout and "from 1 to 2 epochs" in longer.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs"] == 2 and summary["steps"] == 2 * 5
+    assert "epochs: 2" in (out / "config.yaml").read_text()
+    fewer = run_enet("train", "--out", str(out), "--resume", "--epochs", "1")
+    assert fewer.returncode == 2 and "give --epochs 2 or more" in fewer.stderr
+
+
+def test_an_exploding_validation_loss_warns(tmp_path):
+    out = tmp_path / "run"
+    proc = run_enet(
+        "train", *TINY, "--device", "cpu", "--batch-size", "24", "--epochs", "3", "--out",
+        str(out), "--set", "optim.name=sgd", "--lr", "3.0", "--set", "schedule.name=cosine",
+        "--set", "schedule.warmup_pct=0",
+    )  # fmt: skip
+    text = proc.stdout + proc.stderr
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    exploded = [r for r in records if r["val_loss"] > 10 * records[0]["val_loss"]]
+    assert exploded, records  # the setting does blow up the loss
+    assert "the validation loss exploded" in text and all(r.get("diverged") for r in exploded)

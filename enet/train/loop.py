@@ -232,6 +232,7 @@ def _fit(cfg: Config, env: distributed.DistEnv, console: Console | None) -> dict
         if ema is not None and ckpt.get("ema") is not None:
             ema.load_state_dict(ckpt["ema"])
         pos = Position(**ckpt["position"])
+        _extend(pos, cfg, ckpt, steps_per_epoch, out, reporter)
         if ckpt["world_size"] == env.world_size:
             train_loader.load_state_dict(ckpt["loaders"][env.rank])
             set_rng_state(ckpt["rng"][env.rank])
@@ -274,29 +275,31 @@ def _fit(cfg: Config, env: distributed.DistEnv, console: Console | None) -> dict
         highlight=False,
     )
 
-    def save(path: Path) -> None:
-        """Every rank hands over its loader position and RNG state; the main rank writes."""
-        loaders, rngs = [train_loader.state_dict()], [rng_state()]
-        if env.distributed:
-            loaders, rngs = _gather(loaders[0], env), _gather(rngs[0], env)
+    def save(path: Path, full: bool = True) -> None:
+        """Every rank hands over its loader position and RNG state; the main rank writes.
+        `full=False` (best.pt): what evaluation needs, without optimiser, loader and RNG state."""
+        state = {
+            "model": raw_model.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None,
+            "position": vars(pos).copy(),
+            "world_size": env.world_size,
+            "config": cfg.to_dict(),
+            "classes": classes,
+            "model_name": cfg.model.name,
+            "num_classes": len(classes),
+        }
+        if full:
+            loaders, rngs = [train_loader.state_dict()], [rng_state()]
+            if env.distributed:
+                loaders, rngs = _gather(loaders[0], env), _gather(rngs[0], env)
+            state |= {
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "loaders": loaders,
+                "rng": rngs,
+            }
         if env.is_main:
-            atomic_torch_save(
-                {
-                    "model": raw_model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "ema": ema.state_dict() if ema is not None else None,
-                    "position": vars(pos).copy(),
-                    "loaders": loaders,
-                    "rng": rngs,
-                    "world_size": env.world_size,
-                    "config": cfg.to_dict(),
-                    "classes": classes,
-                    "model_name": cfg.model.name,
-                    "num_classes": len(classes),
-                },
-                path,
-            )
+            atomic_torch_save(state, path)
 
     lr_at = make_schedule(cfg.schedule, cfg.optim.lr, pos.total_steps)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
@@ -306,6 +309,7 @@ def _fit(cfg: Config, env: distributed.DistEnv, console: Console | None) -> dict
     reporter.start(pos.total_steps, pos.step)
     run_start = time.perf_counter() - pos.wall_s
     last_record: dict | None = None
+    first_val_loss: float | None = None
 
     with StopSignals() as signals:
         try:
@@ -398,7 +402,13 @@ def _fit(cfg: Config, env: distributed.DistEnv, console: Console | None) -> dict
                 # ---------------- evaluation, metrics, checkpoints
                 _sync_buffers(raw_model, env)
                 result = evaluate(
-                    raw_model, val_loader, len(classes), device=device, precision=precision, env=env
+                    raw_model,
+                    val_loader,
+                    len(classes),
+                    device=device,
+                    precision=precision,
+                    env=env,
+                    on_batch=reporter.validation(len(val_loader)),
                 )
                 ema_result = (
                     evaluate(
@@ -431,6 +441,16 @@ def _fit(cfg: Config, env: distributed.DistEnv, console: Console | None) -> dict
                     "epoch_s": time.perf_counter() - epoch_start,
                     "wall_s": time.perf_counter() - run_start,
                 }
+                if first_val_loss is None:
+                    first_val_loss = _first_val_loss(out, result.loss)
+                if _diverged(result.loss, first_val_loss):
+                    record["diverged"] = True
+                    reporter.print(
+                        f"[bold red]warning: the validation loss exploded ({result.loss:.3g}, "
+                        f"first epoch {first_val_loss:.3g}) at epoch {pos.epoch}: the run is "
+                        "diverging; try a lower --lr or a recipe from configs/",
+                        highlight=False,
+                    )
                 last_record = record
                 pos.epoch_loss_sum, pos.epoch_loss_count = 0.0, 0
                 pos.epoch_images, pos.epoch_train_s, pos.epoch_data_wait_s = 0, 0.0, 0.0
@@ -441,10 +461,8 @@ def _fit(cfg: Config, env: distributed.DistEnv, console: Console | None) -> dict
                     out.append_metrics(record)
                 reporter.epoch_end(record)
                 save(out.last)
-                if improved and env.is_main:
-                    import shutil
-
-                    shutil.copyfile(out.last, out.best)
+                if improved:
+                    save(out.best, full=False)
         except Stopped as stopped:
             reporter.stop()
             reporter.print(f"[yellow]{stopped}", highlight=False)
@@ -504,6 +522,37 @@ def _fit(cfg: Config, env: distributed.DistEnv, console: Console | None) -> dict
 # helpers
 
 
+def _extend(pos: Position, cfg: Config, ckpt: dict, steps_per_epoch: int, out, reporter) -> None:
+    """--resume with another --epochs: a longer run continues to the new length, its schedule
+    recomputed for the new total (the lr of every remaining step is the new schedule's at that
+    step, as if the run had been planned that long); fewer epochs than done is refused."""
+    saved_epochs = ckpt["config"]["train"]["epochs"]
+    if cfg.train.minutes or ckpt["config"]["train"].get("minutes"):
+        return  # a time budget fixes its own length
+    planned = cfg.train.epochs * steps_per_epoch
+    if planned == pos.total_steps:
+        if pos.step >= pos.total_steps:
+            reporter.print(
+                f"{out.path} already finished its {pos.epoch} epochs; nothing to train (give "
+                "--epochs N to extend it)",
+                highlight=False,
+            )
+        return
+    if planned < pos.step:
+        done = math.ceil(pos.step / steps_per_epoch)
+        raise EnetError(
+            f"--resume --epochs {cfg.train.epochs}: {out.path} has already trained "
+            f"{pos.step} steps ({pos.epoch} epochs); give --epochs {done} or more"
+        )
+    reporter.print(
+        f"[yellow]extending {out.path} from {saved_epochs} to {cfg.train.epochs} epochs: the "
+        f"{cfg.schedule.name} schedule is recomputed for {planned} steps and continues at step "
+        f"{pos.step}",
+        highlight=False,
+    )
+    pos.total_steps = planned
+
+
 def _fit_budget(
     pos: Position, budget_s: float, run_start: float, steps_per_epoch: int, val_batches: int, env
 ) -> int:
@@ -528,6 +577,19 @@ def _fit_budget(
         dist.all_reduce(t, op=dist.ReduceOp.MIN)
         total = int(t.item())
     return total
+
+
+DIVERGED_FACTOR = 10.0  # a validation loss this many times its first value is an explosion
+
+
+def _first_val_loss(out, current: float) -> float:
+    """The run's first epoch validation loss (from metrics.jsonl when resumed)."""
+    records = out.read_metrics() if out.metrics.is_file() else []
+    return records[0]["val_loss"] if records else current
+
+
+def _diverged(loss: float, first: float) -> bool:
+    return not math.isfinite(loss) or loss > DIVERGED_FACTOR * max(first, 1e-3)
 
 
 def _any_ranks(flags: list[bool], env) -> list[bool]:

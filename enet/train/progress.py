@@ -3,8 +3,6 @@ otherwise (logs, CI); a results table at the end."""
 
 from __future__ import annotations
 
-import time
-
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -70,6 +68,25 @@ class Reporter:
                 highlight=False,
             )
 
+    def validation(self, batches: int):
+        """A callback for `evaluate(on_batch=...)`: a bar under the training one on a terminal,
+        a start line in plain output; None when this rank shows nothing."""
+        if not self.enabled:
+            return None
+        if self.progress is None:
+            self.console.print(f"validating ({batches} batches) ...", highlight=False)
+            return None
+        task = self.progress.add_task(
+            "val", total=batches, epoch="val", loss=float("nan"), lr=0.0, ips=0.0
+        )
+
+        def on_batch(done: int, total: int) -> None:
+            self.progress.update(task, completed=done)
+            if done >= total:
+                self.progress.remove_task(task)
+
+        return on_batch
+
     def epoch_end(self, record: dict) -> None:
         if not self.enabled:
             return
@@ -113,7 +130,3 @@ def _duration(seconds: float) -> str:
     minutes, sec = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
-
-
-def now() -> float:
-    return time.perf_counter()
