@@ -255,7 +255,7 @@ class _Candidate:
         compile_model: bool,
         num_classes: int,
     ) -> None:
-        from .evaluate import autocast_dtype
+        from .settings import autocast_dtype
 
         self.label = label
         fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -418,8 +418,8 @@ def bench_model(
     unless `same_runtime` gives them enet's setting too (which compares the models alone).
     """
     from .models import get_model_info
+    from .settings import resolve_precision
     from .train.distributed import resolve_device
-    from .train.loop import resolve_precision
 
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev)

@@ -29,6 +29,17 @@ from .models import get_model_info, list_models
 
 
 @dataclass(frozen=True)
+class Entry:
+    """One line of a comparison: a name (its runs' folder and its row in the report), a model,
+    an optional recipe of its own and `section.key=value` overrides."""
+
+    name: str
+    model: str
+    recipe: str | None = None
+    set: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CompareConfig:
     data: str = "imagenette"
     """Dataset for every run (a folder or a name)."""
@@ -39,7 +50,8 @@ class CompareConfig:
     minutes: float | None = None
     """... or in wall-clock minutes per run (each schedule fitted to end on time)."""
     seeds: tuple[int, ...] = (0,)
-    models: tuple[str, ...] = ("efficientnet_b0", "xresnet18")
+    entries: tuple[Entry, ...] = (Entry("efficientnet_b0", "efficientnet_b0"),)
+    """What is compared: `models:` (each its own entry, named after it) then `entries:`."""
     recipes: dict[str, str] = field(default_factory=dict)
     """Training recipe (a train config YAML) per family or per model name."""
     overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -49,16 +61,23 @@ class CompareConfig:
     base_dir: Path = Path(".")
     """Recipes are found relative to the compare config's folder."""
 
-    def recipe_for(self, model: str) -> Path | None:
-        family = get_model_info(model).family
-        name = self.recipes.get(model) or self.recipes.get(family)
+    @property
+    def names(self) -> list[str]:
+        return [e.name for e in self.entries]
+
+    def recipe_for(self, entry: Entry) -> Path | None:
+        """The entry's own recipe, else its model's, else its family's (`recipes:`)."""
+        family = get_model_info(entry.model).family
+        name = entry.recipe or self.recipes.get(entry.model) or self.recipes.get(family)
         if name is None:
             return None
         path = Path(name)
         for candidate in (path, self.base_dir / path):
             if candidate.is_file():
                 return candidate
-        raise EnetError(f"recipe {name} for {model} not found (looked in . and {self.base_dir})")
+        raise EnetError(
+            f"recipe {name} for {entry.name} not found (looked in . and {self.base_dir})"
+        )
 
 
 _KEYS = {
@@ -68,6 +87,7 @@ _KEYS = {
     "minutes",
     "seeds",
     "models",
+    "entries",
     "recipes",
     "overrides",
     "set",
@@ -118,11 +138,20 @@ def load_compare_config(
     else:
         raise EnetError(f"seeds must be a count or a list of integers, got {seed_spec!r}")
     model_list = tuple(models or raw.get("models") or ())
-    if not model_list:
-        raise EnetError("no models to compare: give --models a,b or `models:` in the config")
-    for m in model_list:
-        if m not in list_models():
-            raise EnetError(f"unknown model {m!r}; known models: {', '.join(list_models())}")
+    entries = tuple(Entry(m, m) for m in model_list)
+    if not models:
+        entries += _entries(raw.get("entries") or [])
+    if not entries:
+        raise EnetError(
+            "nothing to compare: give --models a,b, or `models:` or `entries:` in the config"
+        )
+    for e in entries:
+        if e.model not in list_models():
+            raise EnetError(f"unknown model {e.model!r}; known models: {', '.join(list_models())}")
+    names = [e.name for e in entries]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise EnetError(f"two entries are named {duplicate!r}; give each a name of its own")
     resolution = raw.get("resolution", 128)
     if not (resolution == "model" or (isinstance(resolution, int) and resolution >= 16)):
         raise EnetError(f'resolution must be pixels (>= 16) or "model", got {resolution!r}')
@@ -135,16 +164,39 @@ def load_compare_config(
         epochs=budget_epochs if budget_minutes is None else None,
         minutes=budget_minutes,
         seeds=seed_list,
-        models=model_list,
+        entries=entries,
         recipes=dict(raw.get("recipes") or {}),
         overrides=overrides,
         set=tuple(raw.get("set") or ()) + tuple(extra_set or ()),
         base_dir=base,
     )
-    for m in cfg.models:
-        cfg.recipe_for(m)  # fail early on a missing recipe
+    for e in cfg.entries:
+        cfg.recipe_for(e)  # fail early on a missing recipe
     _check_data(cfg.data)
     return cfg
+
+
+def _entries(raw: list) -> tuple[Entry, ...]:
+    """`entries:` items: {name, model, recipe, set} (name defaults to the model's)."""
+    out = []
+    for item in raw:
+        if not isinstance(item, dict) or "model" not in item:
+            raise EnetError(f"entries: each item needs at least a model, got {item!r}")
+        unknown = sorted(set(item) - {"name", "model", "recipe", "set"})
+        if unknown:
+            raise EnetError(f"entries: unknown key {unknown[0]!r}; keys: name, model, recipe, set")
+        overrides = item.get("set") or []
+        if isinstance(overrides, str) or not all(isinstance(x, str) for x in overrides):
+            raise EnetError(f"entries: set must be a list of section.key=value, got {overrides!r}")
+        out.append(
+            Entry(
+                str(item.get("name") or item["model"]),
+                str(item["model"]),
+                item.get("recipe"),
+                tuple(overrides),
+            )
+        )
+    return tuple(out)
 
 
 def _check_data(data: str) -> None:
@@ -176,9 +228,17 @@ def _check_budget(cfg: CompareConfig, out: Path) -> None:
     saved = yaml.safe_load(saved_path.read_text()) or {}
     now = _as_yaml(cfg)
     changed = [k for k in BUDGET_KEYS if k in saved and saved[k] != now[k]]
+    before = {e["name"]: e for e in saved.get("entries") or []}
+    changed += [
+        f"entry {e['name']}"
+        for e in now["entries"]
+        if e["name"] in before and before[e["name"]] != e
+    ]
     has_runs = any(run_state(p) != "new" for p in out.iterdir() if p.is_dir() and p.name != "logs")
     if changed and has_runs:
-        what = ", ".join(f"{k} {saved[k]!r} -> {now[k]!r}" for k in changed)
+        what = ", ".join(
+            f"{k} {saved[k]!r} -> {now[k]!r}" if k in saved else f"{k} changed" for k in changed
+        )
         raise EnetError(
             f"{out} holds runs of another budget ({what}); use another --out, or the same "
             "settings to continue those runs"
@@ -191,6 +251,7 @@ def _check_budget(cfg: CompareConfig, out: Path) -> None:
 
 @dataclass
 class RunSpec:
+    name: str
     model: str
     seed: int
     out: Path
@@ -202,10 +263,11 @@ def plan_runs(cfg: CompareConfig, out: Path) -> list[RunSpec]:
     # seed-major: every model's first seed before any model's second, so that a comparison
     # stopped part-way (they take days on a CPU) reports every model
     for seed in cfg.seeds:
-        for model in cfg.models:
-            run_dir = out / f"{model}-s{seed}"
+        for entry in cfg.entries:
+            model = entry.model
+            run_dir = out / f"{entry.name}-s{seed}"
             cmd = ["enet", "train"]
-            recipe = cfg.recipe_for(model)
+            recipe = cfg.recipe_for(entry)
             if recipe is not None:
                 cmd += ["--config", str(recipe)]
             cmd += [
@@ -224,9 +286,9 @@ def plan_runs(cfg: CompareConfig, out: Path) -> list[RunSpec]:
                 cmd += ["--minutes", str(cfg.minutes)]
             else:
                 cmd += ["--epochs", str(cfg.epochs)]
-            for item in (*cfg.set, *cfg.overrides.get(model, ())):
+            for item in (*cfg.set, *cfg.overrides.get(model, ()), *entry.set):
                 cmd += ["--set", item]
-            specs.append(RunSpec(model, seed, run_dir, cmd))
+            specs.append(RunSpec(entry.name, model, seed, run_dir, cmd))
     return specs
 
 
@@ -266,7 +328,7 @@ def _last_error(log: Path) -> str:
 def run_one(spec: RunSpec, console: Console, index: int, total: int) -> str:
     """Run (or resume, or skip) one training run; returns its final state."""
     state = run_state(spec.out)
-    label = f"[{index}/{total}] {spec.model} seed {spec.seed}"
+    label = f"[{index}/{total}] {spec.name} seed {spec.seed}"
     if state == "finished":
         console.print(f"{label}: finished earlier, skipped", highlight=False)
         return "finished"
@@ -340,7 +402,7 @@ def run(cfg: CompareConfig, out: str | Path, console: Console | None = None) -> 
     specs = plan_runs(cfg, out)
     budget = f"{cfg.minutes} min" if cfg.minutes is not None else f"{cfg.epochs} epochs"
     console.print(
-        f"comparing {', '.join(cfg.models)} on {cfg.data}: {budget} per run, "
+        f"comparing {', '.join(cfg.names)} on {cfg.data}: {budget} per run, "
         f"{len(cfg.seeds)} seed(s), {len(specs)} runs, into {out} (each run's output: "
         f"{out / 'logs'}/<model>-s<seed>.log)",
         highlight=False,
@@ -377,7 +439,14 @@ def _as_yaml(cfg: CompareConfig) -> dict:
         "epochs": cfg.epochs,
         "minutes": cfg.minutes,
         "seeds": list(cfg.seeds),
-        "models": list(cfg.models),
+        "models": [
+            e.model for e in cfg.entries if e.name == e.model and not e.recipe and not e.set
+        ],
+        "entries": [
+            {"name": e.name, "model": e.model, "recipe": e.recipe, "set": list(e.set)}
+            for e in cfg.entries
+            if not (e.name == e.model and not e.recipe and not e.set)
+        ],
         "recipes": {k: str(v) for k, v in cfg.recipes.items()},
         "overrides": {k: list(v) for k, v in cfg.overrides.items()},
         "set": list(cfg.set),

@@ -13,6 +13,7 @@ from torch import nn
 
 from .errors import EnetError
 from .runtime import retain_on_cpu
+from .settings import autocast_dtype, model_options, resolve_precision, resolve_resolution
 
 
 @dataclass
@@ -25,10 +26,6 @@ class EvalResult:
     per_class_correct: list[int]
     per_class_total: list[int]
     confusion: list[list[int]] | None = None  # [true][predicted]
-
-
-def autocast_dtype(precision: str) -> torch.dtype | None:
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
 
 @torch.no_grad()
@@ -143,7 +140,6 @@ def run_eval(
     from .models import create_model
     from .train.checkpoint import load_checkpoint
     from .train.distributed import resolve_device
-    from .train.loop import model_options, resolve_precision, resolve_resolution
 
     console = console or Console()
     if res is not None and res < 16:

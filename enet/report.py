@@ -213,6 +213,7 @@ def write_eval(record: dict, confusion: list[list[int]], out_dir: Path, title: s
 # compare-baselines report
 
 CSV_COLUMNS = [
+    "name",
     "model",
     "seed",
     "status",
@@ -263,6 +264,7 @@ def collect_rows(specs, cfg) -> list[dict]:
         res = cfg.resolution if cfg.resolution != "model" else info.resolution
         row = {c: None for c in CSV_COLUMNS}
         row.update(
+            name=spec.name,
             model=spec.model,
             seed=spec.seed,
             run_dir=str(spec.out),
@@ -302,17 +304,18 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def aggregate(rows: list[dict], models: list[str]) -> list[dict]:
-    """Per model: top-1/top-5 mean and standard deviation over finished seeds, and costs."""
+def aggregate(rows: list[dict], names: list[str]) -> list[dict]:
+    """Per entry: top-1/top-5 mean and standard deviation over finished seeds, and costs."""
     out = []
-    for model in models:
-        done = [r for r in rows if r["model"] == model and r["status"] == "finished"]
-        mine = [r for r in rows if r["model"] == model]
+    for name in names:
+        mine = [r for r in rows if r["name"] == name]
+        done = [r for r in mine if r["status"] == "finished"]
         top1, top1_std = _mean_std([r["top1"] for r in done])
         top5, top5_std = _mean_std([r["top5"] for r in done])
         out.append(
             dict(
-                model=model,
+                name=name,
+                model=mine[0]["model"],
                 runs=len(done),
                 planned=len(mine),
                 failed=sum(r["status"] == "failed" for r in mine),
@@ -357,6 +360,7 @@ def _duration(seconds) -> str:
 
 def _table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]], int | None]:
     header = [
+        "name",
         "model",
         "runs",
         "top-1 %",
@@ -377,6 +381,7 @@ def _table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]], int | 
         runs = f"{s['runs']}/{s['planned']}" + (f" ({s['failed']} failed)" if s["failed"] else "")
         body.append(
             [
+                s["name"],
                 s["model"],
                 runs,
                 _mean_spread(s["top1"], s["top1_std"], s["runs"]),
@@ -404,8 +409,8 @@ def write_compare_report(out: Path, specs, cfg, console=None) -> list[dict]:
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(out / "results.csv", buf.getvalue())
-    summary = aggregate(rows, list(cfg.models))
-    plots = compare_plots(out, specs, summary, list(cfg.models))
+    summary = aggregate(rows, cfg.names)
+    plots = compare_plots(out, specs, summary, cfg.names)
     write_text_atomic(out / "report.md", _markdown(cfg, specs, rows, summary, plots))
     if console is not None:
         from rich.table import Table
@@ -450,12 +455,14 @@ def _markdown(cfg, specs, rows, summary, plots) -> str:
         "",
         "## Runs",
         "",
-        "| model | seed | status | top-1 % | top-5 % | best top-1 % | epochs | wall time | note |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---|",
+        "| name | model | seed | status | top-1 % | top-5 % | best top-1 % | epochs | wall time "
+        "| note |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['seed']} | {r['status']} | {_fmt(r['top1'], '.2f')} | "
+            f"| {r['name']} | {r['model']} | {r['seed']} | {r['status']} | "
+            f"{_fmt(r['top1'], '.2f')} | "
             f"{_fmt(r['top5'], '.2f')} | {_fmt(r['best_top1'], '.2f')} | "
             f"{_fmt(r['epochs'], 'd')} | {_duration(r['wall_s'])} | "
             f"{(r['reason'] or '').replace('|', '/')} |"
@@ -503,6 +510,7 @@ def _markdown(cfg, specs, rows, summary, plots) -> str:
 
 
 def compare_plots(out: Path, specs, summary: list[dict], models: list[str]) -> list[Path]:
+    """`models`: the entries' names, in the report's order."""
     """The five figures; each readable on its own (titles, axis labels with units, legends)."""
     import numpy as np
 
@@ -511,7 +519,7 @@ def compare_plots(out: Path, specs, summary: list[dict], models: list[str]) -> l
     for spec in specs:
         records = _metrics(spec.out)
         if records and (spec.out / "summary.json").is_file():
-            curves[spec.model].append(records)
+            curves[spec.name].append(records)
     paths = []
 
     def band_plot(x_key: str, xlabel: str, name: str, title: str, scale: float = 1.0) -> None:
@@ -573,10 +581,10 @@ def compare_plots(out: Path, specs, summary: list[dict], models: list[str]) -> l
         for s in done:
             x = s[key] / 1e6 if key == "params" else s[key]
             ax.errorbar(
-                x, s["top1"], yerr=s["top1_std"], fmt="o", color=colours[s["model"]], capsize=4
+                x, s["top1"], yerr=s["top1_std"], fmt="o", color=colours[s["name"]], capsize=4
             )
             ax.annotate(
-                s["model"], (x, s["top1"]), textcoords="offset points", xytext=(6, 6), fontsize=8
+                s["name"], (x, s["top1"]), textcoords="offset points", xytext=(6, 6), fontsize=8
             )
         ax.set_xlabel(xlabel)
         ax.set_ylabel("validation top-1 (%), mean ± std")
@@ -587,7 +595,7 @@ def compare_plots(out: Path, specs, summary: list[dict], models: list[str]) -> l
 
     if done:
         fig, ax = plt.subplots(figsize=(7, 0.5 * len(done) + 1.5))
-        names = [s["model"] for s in done]
+        names = [s["name"] for s in done]
         ax.barh(names, [s["train_img_per_s"] for s in done], color=[colours[n] for n in names])
         for i, s in enumerate(done):
             ax.text(

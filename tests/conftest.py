@@ -46,3 +46,15 @@ def imagenette_path() -> Path:
     if not (path / "train").is_dir():
         pytest.skip(f"ENET_TEST_DATA={value} has no train/ folder")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _collect_pipelines():
+    """Free each test's loaders when it ends. A DALI loader and its pipeline hold each other
+    (the pipeline's source is the loader's method), so only the garbage collector frees them,
+    and until then the pipeline's threads keep prefetching: a torch DataLoader forking its
+    workers meanwhile (a later test) can fork a lock held by one of them and hang."""
+    yield
+    import gc
+
+    gc.collect()

@@ -90,6 +90,7 @@ def test_compare_runs_reports_resumes_and_survives_a_failure(tmp_path):
 
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
+    assert all(r["name"] == r["model"] for r in rows)  # plain models: named after themselves
     assert [(r["model"], r["seed"]) for r in rows] == [  # seed-major
         ("xresnet18", "0"),
         ("efficientnet_b0", "0"),
@@ -145,6 +146,45 @@ def test_compare_config_errors(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2 and "'/nonexistent' is no folder" in proc.stderr
     assert not (tmp_path / "y").exists()
+
+
+def test_named_entries_plan_report_and_refuse_clashes(tmp_path):
+    """`entries:` (a recipe study): names become run folders, rows and the csv's name column."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("optim:\n  name: adamw\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": "mini",
+                "models": ["xresnet18"],
+                "entries": [
+                    {"name": "x18-adamw", "model": "xresnet18", "recipe": "r.yaml"},
+                    {"name": "x18-lr", "model": "xresnet18", "set": ["optim.lr=0.004"]},
+                ],
+            }
+        )
+    )
+    cfg = load_compare_config(config)
+    assert cfg.names == ["xresnet18", "x18-adamw", "x18-lr"]
+    runs = plan_runs(cfg, tmp_path / "out")
+    assert [r.out.name for r in runs] == ["xresnet18-s0", "x18-adamw-s0", "x18-lr-s0"]
+    assert str(recipe) in runs[1].command and "optim.lr=0.004" in runs[2].command
+    assert "--config" not in runs[0].command and "--config" not in runs[2].command
+    from enet.report import collect_rows
+
+    rows = collect_rows(runs, cfg)
+    assert [(r["name"], r["model"], r["status"]) for r in rows][1] == (
+        "x18-adamw",
+        "xresnet18",
+        "not run",
+    )
+    config.write_text("models: [xresnet18]\nentries: [{model: xresnet18}]\n")
+    with pytest.raises(EnetError, match="two entries are named 'xresnet18'"):
+        load_compare_config(config)
+    config.write_text("entries: [{model: xresnet18, colour: red}]\n")
+    with pytest.raises(EnetError, match="unknown key 'colour'"):
+        load_compare_config(config)
 
 
 def test_plan_follows_budget_and_resolution_policy():

@@ -28,9 +28,10 @@ from torch import nn
 
 from ..config import Config, to_yaml
 from ..errors import EnetError, TrainingFailed
-from ..evaluate import autocast_dtype, evaluate
+from ..evaluate import evaluate
 from ..models import create_model, get_model_info
 from ..runtime import retain_on_cpu
+from ..settings import autocast_dtype, model_options, resolve_precision, resolve_resolution
 from . import distributed
 from .checkpoint import atomic_torch_save, load_checkpoint, rng_state, set_rng_state
 from .ema import EMA
@@ -40,40 +41,6 @@ from .run_folder import RunFolder, environment
 from .schedule import make_schedule
 
 CALIBRATION_STEPS = 10  # with a time budget: steps timed before the schedule's length is fixed
-
-
-# ---------------------------------------------------------------------------------------------
-# resolved settings
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision != "auto":
-        if precision != "fp32" and device.type != "cuda":
-            raise EnetError(f"--precision {precision} needs a CUDA device; use fp32 on the CPU")
-        return precision
-    if device.type != "cuda":
-        return "fp32"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-
-
-def resolve_resolution(cfg: Config) -> int:
-    return cfg.data.res or get_model_info(cfg.model.name).resolution
-
-
-def model_options(cfg: Config) -> dict:
-    m = cfg.model
-    opts = {"msd_samples": m.msd_samples}
-    if m.dropout is not None:
-        opts["dropout"] = m.dropout
-    if m.drop_connect_rate is not None:
-        opts["drop_connect_rate"] = m.drop_connect_rate
-    if m.act is not None:
-        opts["act"] = m.act
-    if m.sa:
-        opts["sa"] = True
-    if m.pool != "max":
-        opts["pool"] = m.pool
-    return opts
 
 
 def default_out(cfg: Config) -> str:
