@@ -303,7 +303,7 @@ def data_check_cmd(
     workers: Annotated[int | None, typer.Option(help="Decoding processes.")] = None,
 ) -> None:
     """Decode every image; list the unreadable ones (exit 1 if any). Loaders then skip them."""
-    from .data.checks import check_dataset
+    from .data.datasets import check_dataset
 
     report = check_dataset(data, workers=workers)
 

@@ -25,7 +25,10 @@ from rich.console import Console
 
 from .config import parse_yaml
 from .errors import EnetError
+from .fileio import read_json, write_json_atomic, write_text_atomic
 from .models import get_model_info, list_models
+from .report import CSV_COLUMNS, write_compare_report
+from .train.run_folder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -370,13 +373,67 @@ def run_one(spec: RunSpec, console: Console, index: int, total: int) -> str:
     if returncode in (130, 143, -2, -15):  # stopped by a signal: resumable
         raise KeyboardInterrupt
     reason = _last_error(log)
-    from .fileio import write_json_atomic
-
     write_json_atomic(
         failure_path(spec.out), {"exit_code": returncode, "reason": reason, "command": cmd}
     )
     console.print(f"{label}: [red]failed[/] ({reason}); the others go on", highlight=False)
     return "failed"
+
+
+def collect_rows(specs, cfg) -> list[dict]:
+    """One row per planned run, from its run folder (finished, failed or not yet run)."""
+    rows = []
+    for spec in specs:
+        info = get_model_info(spec.model)
+        res = cfg.resolution if cfg.resolution != "model" else info.resolution
+        row = {c: None for c in CSV_COLUMNS}
+        row.update(
+            name=spec.name,
+            model=spec.model,
+            seed=spec.seed,
+            run_dir=str(spec.out),
+            resolution=res,
+            status="not run",
+        )
+        summary = read_json(spec.out / "summary.json")
+        failed = read_json(failure_path(spec.out))
+        if summary and summary.get("status") == "finished":
+            row.update(
+                status="finished",
+                params=summary["params"],
+                gflops=summary["gflops"],
+                resolution=summary["res"],
+                epochs=summary["epochs"],
+                top1=summary["top1"],
+                top5=summary["top5"],
+                best_top1=summary["best_top1"],
+                train_img_per_s=summary["img_per_s"],
+                eval_img_per_s=summary.get("eval_img_per_s"),
+                wall_s=summary["wall_s"],
+                peak_memory_bytes=summary.get("peak_memory_bytes"),
+            )
+        elif failed:
+            row.update(status="failed", reason=failed.get("reason"))
+        elif (spec.out / "checkpoints" / "last.pt").is_file():
+            row["status"] = "interrupted"
+        rows.append(row)
+    return rows
+
+
+def collect_curves(specs: list[RunSpec]) -> dict[str, list[list[dict]]]:
+    """Each finished run's metrics.jsonl records, by entry name."""
+    curves: dict[str, list[list[dict]]] = {}
+    for spec in specs:
+        records = RunFolder(spec.out).read_metrics()
+        if records and (spec.out / "summary.json").is_file():
+            curves.setdefault(spec.name, []).append(records)
+    return curves
+
+
+def write_report(out: Path, specs: list[RunSpec], cfg: CompareConfig, console=None) -> list[dict]:
+    return write_compare_report(
+        out, collect_rows(specs, cfg), collect_curves(specs), specs, cfg, console=console
+    )
 
 
 _CHILD: list[subprocess.Popen] = []  # the run in progress, if any
@@ -393,8 +450,6 @@ def _on_stop(signum, frame) -> None:
 
 def run(cfg: CompareConfig, out: str | Path, console: Console | None = None) -> list[dict]:
     """Train every (model, seed) pair not finished yet, then write the report."""
-    from .report import write_compare_report
-
     console = console or Console()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -407,8 +462,6 @@ def run(cfg: CompareConfig, out: str | Path, console: Console | None = None) -> 
         f"{out / 'logs'}/<model>-s<seed>.log)",
         highlight=False,
     )
-    from .fileio import write_text_atomic
-
     write_text_atomic(out / "compare.yaml", yaml.safe_dump(_as_yaml(cfg), sort_keys=False))
     previous = {sig: signal.signal(sig, _on_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -419,12 +472,12 @@ def run(cfg: CompareConfig, out: str | Path, console: Console | None = None) -> 
             "[yellow]interrupted; run the same command again to continue (finished runs are kept)",
             highlight=False,
         )
-        write_compare_report(out, specs, cfg, console=None)
+        write_report(out, specs, cfg, console=None)
         raise SystemExit(130) from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    rows = write_compare_report(out, specs, cfg, console=console)
+    rows = write_report(out, specs, cfg, console=console)
     failed = [r for r in rows if r["status"] == "failed"]
     if failed:
         names = "; ".join(f"{Path(r['run_dir']).name} ({r['reason']})" for r in failed)

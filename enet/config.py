@@ -10,13 +10,37 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from .errors import EnetError
+from .models import get_model_info, list_models
+from .models.layers import ACTIVATIONS
+from .models.xresnet import POOLS
+
+# The choices, named once: the fields below, their validation, the builders and the CLI's help
+# all read them from these literals.
+Activation = Literal[ACTIVATIONS]  # the model code's own lists
+Pool = Literal[POOLS]
+Loader = Literal["auto", "dali", "torch"]
+Crop = Literal["random-resized", "resize"]
+Optimizer = Literal["sgd", "adamw", "rmsprop-tf", "ranger"]
+Schedule = Literal["one-cycle", "flat-cos", "cosine"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+def choices(literal) -> tuple[str, ...]:
+    """The values a Literal allows, e.g. choices(Loader) == ("auto", "dali", "torch")."""
+    return typing.get_args(literal)
+
+
+def one_of(literal) -> str:
+    """'a, b or c' for messages and help texts."""
+    values = choices(literal)
+    return ", ".join(values[:-1]) + " or " + values[-1] if len(values) > 1 else values[0]
 
 
 @dataclass(frozen=True)
@@ -29,11 +53,11 @@ class ModelConfig:
     """EfficientNet drop-connect: block i of n gets rate * i / n; None: 0.2."""
     msd_samples: int = 1
     """Multi-Sample Dropout masks in the head (1: a plain head)."""
-    act: str | None = None
+    act: Activation | None = None
     """XResNet activation: relu, silu or mish; None: relu."""
     sa: bool = False
     """XResNet: fastai's simple self-attention in the first stage's last block."""
-    pool: str = "max"
+    pool: Pool = "max"
     """XResNet stem pooling: max, or maxblur (anti-aliased: max stride 1, then blur stride 2)."""
 
 
@@ -45,13 +69,13 @@ class DataConfig:
     """Training resolution, pixels; None: the model's own (efficientnet_b3: 300, xresnet: 224)."""
     eval_res: int | None = None
     """Evaluation resolution, pixels; None: the training resolution."""
-    loader: str = "auto"
+    loader: Loader = "auto"
     """auto (DALI if it works, else torch), dali or torch."""
     randaugment_n: int = 0
     """RandAugment operations per image (0: off; the short-budget recipes leave it off)."""
     randaugment_m: int = 9
     """RandAugment magnitude bin, 0-30 (torchvision's 31-bin scale)."""
-    crop: str = "random-resized"
+    crop: Crop = "random-resized"
     """Training crop: random-resized (area min_scale..1, aspect 3/4..4/3) or resize (the whole
     image resized to res x res, as fastai's Resize in the Imagenette leaderboard's recipes)."""
     min_scale: float = 0.35
@@ -67,7 +91,7 @@ class DataConfig:
 class OptimConfig:
     # The defaults are the short-budget recipe both families' configs/ recipes share (fastai's
     # Imagenette recipe): without --config a run trains instead of diverging.
-    name: str = "ranger"
+    name: Optimizer = "ranger"
     """sgd (Nesterov momentum), adamw, rmsprop-tf or ranger (RAdam + Lookahead)."""
     lr: float = 0.008
     """Peak learning rate, for the global batch (batch_size x accumulation x ranks)."""
@@ -87,7 +111,7 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    name: str = "flat-cos"
+    name: Schedule = "flat-cos"
     """one-cycle (fastai's), flat-cos, or cosine (linear warm-up, then cosine)."""
     warmup_pct: float = 0.25
     """one-cycle: share of steps rising from lr / div to lr; cosine: share of linear warm-up."""
@@ -113,7 +137,7 @@ class TrainConfig:
     """Seed of the model's initialisation, the data order and every augmentation."""
     device: str = "auto"
     """auto (CUDA if present, else CPU), cpu or cuda."""
-    precision: str = "auto"
+    precision: Precision = "auto"
     """auto (bf16 on a CUDA device with bf16, else fp16; fp32 on the CPU), fp32, bf16 or fp16."""
     channels_last: bool = True
     """NHWC memory format (faster with cuDNN, and with oneDNN on the CPU: 1.4x for B0 here)."""
@@ -155,7 +179,6 @@ class Config:
         return dataclasses.asdict(self)
 
 
-SECTIONS = {f.name: f.type for f in fields(Config)}
 _SECTION_TYPES = {
     "model": ModelConfig,
     "data": DataConfig,
@@ -177,8 +200,16 @@ def _type_hints(cls) -> dict[str, Any]:
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
     """Check `value` against a field's annotation (int, float, str, bool, X | None)."""
     options = (
-        typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+        typing.get_args(annotation)
+        if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union
+        else (annotation,)
     )
+    literal = next((t for t in options if typing.get_origin(t) is Literal), None)
+    if literal is not None and value is not None:
+        if value not in choices(literal):
+            nullable = " (or null)" if type(None) in options else ""
+            raise EnetError(f"{key} must be {one_of(literal)}{nullable}, got {value!r}")
+        return value
     if value is None:
         if type(None) in options:
             return None
@@ -294,8 +325,6 @@ def _check(ok: bool, message: str) -> None:
 
 
 def validate(cfg: Config) -> None:
-    from .models import get_model_info, list_models
-
     m, d, o, s, t = cfg.model, cfg.data, cfg.optim, cfg.schedule, cfg.train
     _check(
         m.name in list_models(),
@@ -314,49 +343,31 @@ def validate(cfg: Config) -> None:
         f"model.drop_connect_rate applies to EfficientNet only, not {m.name}",
     )
     _check(m.act is None or family == "xresnet", f"model.act applies to XResNet only, not {m.name}")
-    _check(
-        m.act in (None, "relu", "silu", "mish"),
-        f"model.act must be relu, silu or mish, got {m.act!r}",
-    )
     _check(not m.sa or family == "xresnet", f"model.sa applies to XResNet only, not {m.name}")
-    _check(m.pool in ("max", "maxblur"), f"model.pool must be max or maxblur, got {m.pool!r}")
     _check(
         m.pool == "max" or family == "xresnet",
         f"model.pool applies to XResNet only, not {m.name}",
     )
     _check(m.msd_samples >= 1, f"model.msd_samples must be >= 1, got {m.msd_samples}")
-    from .data.datasets import MINI, NAMED_DATASETS
+    from .data.datasets import NAMED_DATASETS
 
     _check(
         d.data == "mini" or d.data in NAMED_DATASETS or Path(d.data).expanduser().is_dir(),
         f"data.data (--data): {d.data!r} is no folder and no dataset name "
         f"(mini, {', '.join(NAMED_DATASETS)})",
     )
-    _ = MINI
     _check(d.res is None or d.res >= 16, f"data.res must be >= 16 pixels, got {d.res}")
     _check(
         d.eval_res is None or d.eval_res >= 16,
         f"data.eval_res must be >= 16 pixels, got {d.eval_res}",
     )
-    _check(
-        d.loader in ("auto", "dali", "torch"),
-        f"data.loader must be auto, dali or torch, got {d.loader!r}",
-    )
     _check(d.randaugment_n >= 0, f"data.randaugment_n must be >= 0, got {d.randaugment_n}")
     _check(
         0 <= d.randaugment_m <= 30, f"data.randaugment_m must be in 0..30, got {d.randaugment_m}"
     )
-    _check(
-        d.crop in ("random-resized", "resize"),
-        f"data.crop must be random-resized or resize, got {d.crop!r}",
-    )
     _check(0 < d.min_scale <= 1, f"data.min_scale must be in (0, 1], got {d.min_scale}")
     _check(0 < d.crop_pct <= 1, f"data.crop_pct must be in (0, 1], got {d.crop_pct}")
     _check(d.workers is None or d.workers >= 0, f"data.workers must be >= 0, got {d.workers}")
-    _check(
-        o.name in ("sgd", "adamw", "rmsprop-tf", "ranger"),
-        f"optim.name must be sgd, adamw, rmsprop-tf or ranger, got {o.name!r}",
-    )
     _check(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
     _check(o.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {o.weight_decay}")
     _check(0 <= o.momentum < 1, f"optim.momentum must be in [0, 1), got {o.momentum}")
@@ -369,10 +380,6 @@ def validate(cfg: Config) -> None:
     _check(
         o.grad_clip is None or o.grad_clip > 0, f"optim.grad_clip must be > 0, got {o.grad_clip}"
     )
-    _check(
-        s.name in ("one-cycle", "flat-cos", "cosine"),
-        f"schedule.name must be one-cycle, flat-cos or cosine, got {s.name!r}",
-    )
     _check(0 <= s.warmup_pct < 1, f"schedule.warmup_pct must be in [0, 1), got {s.warmup_pct}")
     _check(0 <= s.flat_pct < 1, f"schedule.flat_pct must be in [0, 1), got {s.flat_pct}")
     _check(s.div >= 1 and s.div_final >= 1, "schedule.div and schedule.div_final must be >= 1")
@@ -383,10 +390,6 @@ def validate(cfg: Config) -> None:
     _check(
         t.device in ("auto", "cpu", "cuda") or t.device.startswith("cuda:"),
         f"train.device must be auto, cpu or cuda, got {t.device!r}",
-    )
-    _check(
-        t.precision in ("auto", "fp32", "bf16", "fp16"),
-        f"train.precision must be auto, fp32, bf16 or fp16, got {t.precision!r}",
     )
     _check(
         t.ema_decay is None or 0 < t.ema_decay < 1,

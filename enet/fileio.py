@@ -45,3 +45,11 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(path: Path, payload: object) -> None:
     atomic_write(path, lambda f: json.dump(payload, f, indent=1))
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON file's content; None when it is missing or not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None

@@ -6,7 +6,6 @@ half-written report.
 
 from __future__ import annotations
 
-import json
 import math
 import shlex
 from pathlib import Path
@@ -16,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .fileio import atomic_write, write_text_atomic  # noqa: E402
+from .fileio import atomic_write, read_json, write_text_atomic  # noqa: E402
 
 
 def save_figure(fig, path: Path) -> None:
@@ -233,69 +232,6 @@ CSV_COLUMNS = [
 ]
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _metrics(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
-
-
-def collect_rows(specs, cfg) -> list[dict]:
-    """One row per planned run, from its run folder (finished, failed or not yet run)."""
-    from .compare import failure_path
-    from .models import get_model_info
-
-    rows = []
-    for spec in specs:
-        info = get_model_info(spec.model)
-        res = cfg.resolution if cfg.resolution != "model" else info.resolution
-        row = {c: None for c in CSV_COLUMNS}
-        row.update(
-            name=spec.name,
-            model=spec.model,
-            seed=spec.seed,
-            run_dir=str(spec.out),
-            resolution=res,
-            status="not run",
-        )
-        summary = _read_json(spec.out / "summary.json")
-        failed = _read_json(failure_path(spec.out))
-        if summary and summary.get("status") == "finished":
-            row.update(
-                status="finished",
-                params=summary["params"],
-                gflops=summary["gflops"],
-                resolution=summary["res"],
-                epochs=summary["epochs"],
-                top1=summary["top1"],
-                top5=summary["top5"],
-                best_top1=summary["best_top1"],
-                train_img_per_s=summary["img_per_s"],
-                eval_img_per_s=summary.get("eval_img_per_s"),
-                wall_s=summary["wall_s"],
-                peak_memory_bytes=summary.get("peak_memory_bytes"),
-            )
-        elif failed:
-            row.update(status="failed", reason=failed.get("reason"))
-        elif (spec.out / "checkpoints" / "last.pt").is_file():
-            row["status"] = "interrupted"
-        rows.append(row)
-    return rows
-
-
 def _mean_std(values: list[float]) -> tuple[float, float]:
     import statistics
 
@@ -397,20 +333,20 @@ def _table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]], int | 
     return header, body, best
 
 
-def write_compare_report(out: Path, specs, cfg, console=None) -> list[dict]:
-    """results.csv, report.md and the plots from the run folders under OUT."""
+def write_compare_report(out: Path, rows, curves, specs, cfg, console=None) -> list[dict]:
+    """results.csv, report.md and the plots, from compare's rows (one per planned run) and
+    curves (each finished run's metrics, by entry name)."""
     import csv
     import io
 
     out = Path(out)
-    rows = collect_rows(specs, cfg)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(out / "results.csv", buf.getvalue())
     summary = aggregate(rows, cfg.names)
-    plots = compare_plots(out, specs, summary, cfg.names)
+    plots = compare_plots(out, curves, summary, cfg.names)
     write_text_atomic(out / "report.md", _markdown(cfg, specs, rows, summary, plots))
     if console is not None:
         from rich.table import Table
@@ -483,7 +419,7 @@ def _markdown(cfg, specs, rows, summary, plots) -> str:
     lines += ["```", ""]
     env = next(
         (
-            _read_json(Path(r["run_dir"]) / "env.json")
+            read_json(Path(r["run_dir"]) / "env.json")
             for r in rows
             if (Path(r["run_dir"]) / "env.json").is_file()
         ),
@@ -509,24 +445,19 @@ def _markdown(cfg, specs, rows, summary, plots) -> str:
     return "\n".join(lines)
 
 
-def compare_plots(out: Path, specs, summary: list[dict], models: list[str]) -> list[Path]:
-    """`models`: the entries' names, in the report's order."""
-    """The five figures; each readable on its own (titles, axis labels with units, legends)."""
+def compare_plots(out: Path, curves: dict, summary: list[dict], models: list[str]) -> list[Path]:
+    """The five figures; each readable on its own (titles, axis labels with units, legends).
+    `models`: the entries' names, in the report's order; `curves`: name -> runs' metrics."""
     import numpy as np
 
     colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
-    curves: dict[str, list[list[dict]]] = {m: [] for m in models}
-    for spec in specs:
-        records = _metrics(spec.out)
-        if records and (spec.out / "summary.json").is_file():
-            curves[spec.name].append(records)
     paths = []
 
     def band_plot(x_key: str, xlabel: str, name: str, title: str, scale: float = 1.0) -> None:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         drawn = False
         for m in models:
-            runs = curves[m]
+            runs = curves.get(m, [])
             if not runs:
                 continue
             n = min(len(r) for r in runs)

@@ -108,7 +108,10 @@ def test_compare_runs_reports_resumes_and_survives_a_failure(tmp_path):
     assert "larger than" in next(r for r in rows if r["model"] == "xresnet34")["reason"]
 
     report = (out / "report.md").read_text()
-    assert "| xresnet18 | 2/2 |" in report or "★ **xresnet18** | **2/2**" in report
+    assert (
+        "| xresnet18 | xresnet18 | 2/2 |" in report
+        or "★ **xresnet18** | **xresnet18** | **2/2**" in report
+    )
     assert "(2 failed)" in report and "★" in report
     assert "enet train --config" in report and "--seed 1" in report
     assert "- torch:" in report
@@ -171,7 +174,7 @@ def test_named_entries_plan_report_and_refuse_clashes(tmp_path):
     assert [r.out.name for r in runs] == ["xresnet18-s0", "x18-adamw-s0", "x18-lr-s0"]
     assert str(recipe) in runs[1].command and "optim.lr=0.004" in runs[2].command
     assert "--config" not in runs[0].command and "--config" not in runs[2].command
-    from enet.report import collect_rows
+    from enet.compare import collect_rows
 
     rows = collect_rows(runs, cfg)
     assert [(r["name"], r["model"], r["status"]) for r in rows][1] == (

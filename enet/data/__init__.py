@@ -7,12 +7,13 @@ from pathlib import Path
 
 import torch
 
+from ..config import Crop, Loader, choices
 from ..errors import EnetError
 from .common import TrainPlan
 from .datasets import DatasetIndex, index_dataset, resolve_data
 
-LOADERS = ("auto", "dali", "torch")
-CROPS = ("random-resized", "resize")
+LOADERS = choices(Loader)
+CROPS = choices(Crop)
 
 
 def dali_status() -> str | None:

@@ -8,8 +8,11 @@ Images are files ending in .jpeg, .jpg or .png in any case; other files are coun
 from __future__ import annotations
 
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from rich.progress import Progress
 
 from ..errors import EnetError
 from . import checks
@@ -230,4 +233,39 @@ def dataset_info(index: DatasetIndex) -> dict:
         total_bytes=total_bytes,
         ignored_files=index.ignored,
         skipped_files=len(index.skipped),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# enet data check
+
+
+@dataclass
+class CheckReport:
+    root: Path
+    total: int
+    problems: list[checks.Finding]
+    notes: list[checks.Finding]
+    saved_to: Path
+
+
+def check_dataset(data: str, workers: int | None = None, quiet: bool = False) -> CheckReport:
+    """Decode every image of DATA in a process pool; store and return what is wrong."""
+    root = resolve_data(data)
+    index = index_dataset(root, check=False)
+    paths = list(index.train.files + index.val.files)
+    workers = workers or max(1, len(os.sched_getaffinity(0)))
+    findings: list[checks.Finding] = []
+    with ProcessPoolExecutor(workers) as pool, Progress(disable=quiet, transient=True) as bar:
+        task = bar.add_task(f"decoding {len(paths)} images", total=len(paths))
+        for finding in pool.map(checks.decode_problem, paths, chunksize=64):
+            findings.append(finding)
+            bar.advance(task)
+    saved = checks.save_decode_findings(root, findings)
+    return CheckReport(
+        root=root,
+        total=len(paths),
+        problems=[f for f in findings if f.problem],
+        notes=[f for f in findings if f.note],
+        saved_to=saved,
     )

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ACTIVATIONS = ("relu", "silu", "mish")
+ACTIVATIONS = ("relu", "silu", "mish")  # enet.config's model.act reads them from here
 
 
 def make_act(name: str) -> nn.Module:

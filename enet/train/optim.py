@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import OptimConfig
+from ..config import OptimConfig, Optimizer, one_of
+from ..errors import EnetError
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -30,6 +31,8 @@ def build_optimizer(cfg: OptimConfig, model: nn.Module) -> torch.optim.Optimizer
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, cfg.beta2), eps=cfg.eps)
     if cfg.name == "rmsprop-tf":
         return RMSpropTF(groups, lr=cfg.lr, alpha=cfg.beta2, eps=cfg.eps, momentum=cfg.momentum)
+    if cfg.name != "ranger":
+        raise EnetError(f"optim.name must be {one_of(Optimizer)}, got {cfg.name!r}")
     return Lookahead(
         torch.optim.RAdam(
             groups,

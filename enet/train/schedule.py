@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from ..config import ScheduleConfig
+from ..config import Schedule, ScheduleConfig, one_of
+from ..errors import EnetError
 
 
 def _cos(start: float, end: float, pos: float) -> float:
@@ -58,4 +59,6 @@ def make_schedule(cfg: ScheduleConfig, lr: float, total_steps: int) -> Callable[
         return lambda step: one_cycle(step, total_steps, lr, cfg.warmup_pct, cfg.div, cfg.div_final)
     if cfg.name == "flat-cos":
         return lambda step: flat_cos(step, total_steps, lr, cfg.flat_pct, cfg.div_final)
-    return lambda step: warmup_cosine(step, total_steps, lr, cfg.warmup_pct)
+    if cfg.name == "cosine":
+        return lambda step: warmup_cosine(step, total_steps, lr, cfg.warmup_pct)
+    raise EnetError(f"schedule.name must be {one_of(Schedule)}, got {cfg.name!r}")
