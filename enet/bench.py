@@ -7,15 +7,26 @@ machine only figures measured together can be compared.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
+import resource
 import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
+from rich.console import Console
+from rich.table import Table
 
+from .data import build_loaders, dali_status
+from .data.common import IMAGENET_MEAN, IMAGENET_STD
+from .data.datasets import resolve_data
 from .errors import EnetError
+from .models import create_model, get_model_info
+from .runtime import ENV, retain_freed_memory
+from .settings import autocast_dtype, resolve_precision
+from .train.distributed import resolve_device
 
 
 @dataclass
@@ -66,8 +77,6 @@ def baseline_loader(root, res: int, batch_size: int, randaugment: tuple[int, int
     import torchvision
     from torchvision import transforms as T
 
-    from .data.common import IMAGENET_MEAN, IMAGENET_STD
-
     ops = [T.RandomResizedCrop(res), T.RandomHorizontalFlip()]
     if randaugment[0] > 0:
         ops.append(T.RandAugment(*randaugment))
@@ -86,7 +95,6 @@ def baseline_loader(root, res: int, batch_size: int, randaugment: tuple[int, int
 def _make_loader(
     kind: str, root, res: int, batch_size: int, randaugment, workers: int, device: str = "cpu"
 ):
-    from .data import build_loaders
 
     kw = dict(batch_size=batch_size, workers=workers, randaugment=tuple(randaugment), device=device)
     if kind == "dali-enet":
@@ -140,7 +148,6 @@ def _data_pass(
 def _isolated(kind: str, *args) -> Callable[[], float]:
     """A timed pass in a fresh process, so that nothing one candidate leaves running
     (workers refilling their prefetch queues, pipeline threads) slows down the next."""
-    import multiprocessing as mp
 
     def run() -> float:
         ctx = mp.get_context("spawn")
@@ -176,8 +183,6 @@ def bench_data(
     Each pass of each candidate runs in a fresh process (round after round, alternating);
     a pass times `images` images after `warmup_batches` batches.
     """
-    from .data import dali_status
-    from .data.datasets import resolve_data
 
     root = resolve_data(data)
     kinds = [k for k in DATA_CANDIDATES if not loaders or k in loaders]
@@ -231,8 +236,6 @@ TORCHVISION_PEERS = ("efficientnet_b0", "resnet50")
 
 def _build(name: str, source: str, num_classes: int):
     if source == "enet":
-        from .models import create_model
-
         return create_model(name, num_classes)
     import torchvision
 
@@ -255,7 +258,6 @@ class _Candidate:
         compile_model: bool,
         num_classes: int,
     ) -> None:
-        from .settings import autocast_dtype
 
         self.label = label
         fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -319,9 +321,6 @@ class _Candidate:
 def _model_worker(conn, spec: dict, retain: bool, warmup: int) -> None:
     """One candidate in a process of its own: build, warm up, report memory, then a timed step
     per request until told to stop; last, the process's peak resident memory."""
-    import resource
-
-    from .runtime import retain_freed_memory
 
     try:
         if retain:
@@ -353,9 +352,6 @@ class _Worker:
     """The parent's handle on a `_model_worker` process."""
 
     def __init__(self, spec: dict, retain: bool, warmup: int) -> None:
-        import multiprocessing as mp
-
-        from .runtime import ENV
 
         self.label, self.retain = spec["label"], retain
         ctx = mp.get_context("spawn")
@@ -395,6 +391,17 @@ class _Worker:
             self.proc.join()
 
 
+def _relate_to_peers(rows: list[dict]) -> None:
+    """Each enet row gains its ratios to torchvision's model of the same name."""
+    for row in rows:
+        peer = next(
+            (r for r in rows if r["name"] == f"torchvision {row['name'].split()[-1]}"), None
+        )
+        if row["name"].startswith("enet") and peer:
+            row["vs_torchvision"] = row["median"] / peer["median"]
+            row["memory_vs_torchvision"] = row["peak_memory_mb"] / peer["peak_memory_mb"]
+
+
 def bench_model(
     models: tuple[str, ...] = ("efficientnet_b0", "xresnet50"),
     peers: tuple[str, ...] = TORCHVISION_PEERS,
@@ -417,9 +424,6 @@ def bench_model(
     freed memory retained, enet/runtime.py); torchvision's as a plain PyTorch script would,
     unless `same_runtime` gives them enet's setting too (which compares the models alone).
     """
-    from .models import get_model_info
-    from .settings import resolve_precision
-    from .train.distributed import resolve_device
 
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev)
@@ -468,19 +472,11 @@ def bench_model(
         if dev.type == "cpu":
             extra["peak_memory_mb"] = rss[w.label]
         rows.append(Measured(w.label, "img/s", results[w.label], extra).row())
-    for row in rows:  # enet against torchvision's model of the same name
-        peer = next(
-            (r for r in rows if r["name"] == f"torchvision {row['name'].split()[-1]}"), None
-        )
-        if row["name"].startswith("enet") and peer:
-            row["vs_torchvision"] = row["median"] / peer["median"]
-            row["memory_vs_torchvision"] = row["peak_memory_mb"] / peer["peak_memory_mb"]
+    _relate_to_peers(rows)
     return rows
 
 
 def print_table(rows: list[dict], title: str, console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
 
     console = console or Console()
     table = Table(title=title)

@@ -142,7 +142,8 @@ def train_cmd(
     set_: SetOpt = None,
 ) -> None:
     """Train a model; write the run folder (config, env, metrics, checkpoints, summary)."""
-    from .train import fit, launch, launcher_requested, resolve_train_config
+    from .train.launch import launch, launcher_requested
+    from .train.loop import fit, resolve_train_config
 
     if launcher_requested(nproc_per_node, nnodes):
         raise typer.Exit(launch(sys.argv[1:], nproc_per_node, nnodes, node_rank, rdzv_endpoint))

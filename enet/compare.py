@@ -24,6 +24,7 @@ import yaml
 from rich.console import Console
 
 from .config import parse_yaml
+from .data.datasets import NAMED_DATASETS
 from .errors import EnetError
 from .fileio import read_json, write_json_atomic, write_text_atomic
 from .models import get_model_info, list_models
@@ -204,7 +205,6 @@ def _entries(raw: list) -> tuple[Entry, ...]:
 
 def _check_data(data: str) -> None:
     """Before any run starts: the data is a folder or a dataset name."""
-    from .data.datasets import NAMED_DATASETS
 
     if data == "mini" or data in NAMED_DATASETS or Path(data).expanduser().is_dir():
         return

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import yaml
 
+from .data import CROPS, LOADERS
+from .data.datasets import NAMED_DATASETS
 from .errors import EnetError
 from .models import get_model_info, list_models
 from .models.layers import ACTIVATIONS
@@ -25,8 +27,8 @@ from .models.xresnet import POOLS
 # all read them from these literals.
 Activation = Literal[ACTIVATIONS]  # the model code's own lists
 Pool = Literal[POOLS]
-Loader = Literal["auto", "dali", "torch"]
-Crop = Literal["random-resized", "resize"]
+Loader = Literal[LOADERS]
+Crop = Literal[CROPS]
 Optimizer = Literal["sgd", "adamw", "rmsprop-tf", "ranger"]
 Schedule = Literal["one-cycle", "flat-cos", "cosine"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -349,8 +351,6 @@ def validate(cfg: Config) -> None:
         f"model.pool applies to XResNet only, not {m.name}",
     )
     _check(m.msd_samples >= 1, f"model.msd_samples must be >= 1, got {m.msd_samples}")
-    from .data.datasets import NAMED_DATASETS
-
     _check(
         d.data == "mini" or d.data in NAMED_DATASETS or Path(d.data).expanduser().is_dir(),
         f"data.data (--data): {d.data!r} is no folder and no dataset name "

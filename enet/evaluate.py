@@ -3,17 +3,27 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from torch import nn
 
+from . import report
+from .config import config_from_dict
+from .data import build_eval_loader
 from .errors import EnetError
+from .models import create_model
 from .runtime import retain_on_cpu
 from .settings import autocast_dtype, model_options, resolve_precision, resolve_resolution
+from .train.checkpoint import load_checkpoint
+from .train.distributed import resolve_device
 
 
 @dataclass
@@ -69,8 +79,6 @@ def evaluate(
             on_batch(done, len(loader))
     elapsed = time.perf_counter() - start
     if env is not None and env.distributed:
-        import torch.distributed as dist
-
         sums = torch.stack([loss_sum, correct1, correct5]).to(env.device)
         dist.all_reduce(sums)
         loss_sum, correct1, correct5 = sums
@@ -133,14 +141,6 @@ def run_eval(
 ) -> dict:
     """Evaluate a checkpoint: print the results, then write eval.json, per_class.csv and the
     plots into OUT. Returns the record written to eval.json."""
-    from rich.console import Console
-
-    from .config import config_from_dict
-    from .data import build_eval_loader
-    from .models import create_model
-    from .train.checkpoint import load_checkpoint
-    from .train.distributed import resolve_device
-
     console = console or Console()
     if res is not None and res < 16:
         raise EnetError(f"--res must be >= 16 pixels, got {res}")
@@ -161,10 +161,9 @@ def run_eval(
     if ema and ckpt.get("ema") is None:
         raise EnetError(f"{path} has no EMA weights (train with --set train.ema_decay=0.999)")
     dev = resolve_device(device)
-    precision = resolve_precision(cfg.train.precision, dev)
     retain_on_cpu(dev, cfg.train.retain_cpu_memory)
     val, data_classes = build_eval_loader(
-        data or cfg.data.data,
+        options["data"],
         eval_res,
         batch_size or cfg.train.batch_size,
         loader=loader,
@@ -174,23 +173,18 @@ def run_eval(
         channels_last=cfg.train.channels_last,
     )
     _check_classes(classes, data_classes)
-    model = create_model(cfg.model.name, len(classes), **model_options(cfg))
-    model.load_state_dict(ckpt["ema"] if ema else ckpt["model"])
-    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-    model.to(dev, memory_format=memory_format)
+    model = _load_model(cfg, ckpt["ema"] if ema else ckpt["model"], len(classes), dev)
     with _progress(console, f"evaluating {val.num_samples} images") as on_batch:
         result = evaluate(
             model,
             val,
             len(classes),
             device=dev,
-            precision=precision,
+            precision=resolve_precision(cfg.train.precision, dev),
             tta=tta,
             confusion=True,
             on_batch=on_batch,
         )
-    from . import report
-
     record = report.eval_record(result, classes, options, step=ckpt.get("position", {}).get("step"))
     title = (
         f"{cfg.model.name} on {options['data']} ({result.count} images, {eval_res}px"
@@ -204,12 +198,18 @@ def run_eval(
     return record
 
 
+def _load_model(cfg, weights: dict, num_classes: int, device: torch.device) -> nn.Module:
+    model = create_model(cfg.model.name, num_classes, **model_options(cfg))
+    model.load_state_dict(weights)
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    return model.to(device, memory_format=memory_format)
+
+
 def _check_out(out_dir: Path, options: dict, overwrite: bool) -> None:
     """Refuse to replace another evaluation's files (other options) without --overwrite."""
     previous = out_dir / "eval.json"
     if overwrite or not previous.is_file():
         return
-    import json
 
     try:
         old = json.loads(previous.read_text())
@@ -245,8 +245,6 @@ class _progress:
         self.bar = None
 
     def __enter__(self):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
         if not self.console.is_terminal:
             self.console.print(f"{self.description} ...", highlight=False)
             return None

@@ -6,11 +6,19 @@ half-written report.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import shlex
+import statistics
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from rich.table import Table
+
+from .data.class_names import display_names
+from .fileio import write_json_atomic
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -34,7 +42,6 @@ MAX_FIGURE_INCHES = 14.0  # at 120 dpi: at most about 1,700 px a side, at any cl
 def confusion_plot(matrix: list[list[int]], names: list[str], path: Path, title: str) -> None:
     """Row-normalised confusion matrix (true class per row); names and counts up to
     LABELLED_CLASSES classes, a plain matrix (no tick labels) above."""
-    import numpy as np
 
     m = np.asarray(matrix, dtype=float)
     rows = m.sum(1, keepdims=True)
@@ -86,7 +93,6 @@ def per_class_plot(per_class: list[dict], path: Path, title: str, named: int = 1
 def eval_record(result, classes: list[str], options: dict, step: int | None) -> dict:
     """What eval.json holds: the options, the totals, every class (ID and name), the most
     confused pairs."""
-    from .data.class_names import display_names
 
     names = display_names(classes)
     per_class = [
@@ -120,7 +126,6 @@ def eval_record(result, classes: list[str], options: dict, step: int | None) -> 
 
 def most_confused(matrix: list[list[int]], classes: list[str], names: list[str], k: int = 10):
     """The k largest off-diagonal cells: (true, predicted, images)."""
-    import numpy as np
 
     m = np.array(matrix, dtype=np.int64)
     np.fill_diagonal(m, 0)
@@ -145,7 +150,6 @@ def most_confused(matrix: list[list[int]], classes: list[str], names: list[str],
 def print_eval(record: dict, title: str, console, rows_shown: int = 10) -> None:
     """The totals; per-class accuracy (every class up to 2 x rows_shown classes, else the best
     and worst); the most confused pairs."""
-    from rich.table import Table
 
     table = Table(title=title)
     for col in ("top-1 %", "top-5 %", "loss", "img/s"):
@@ -187,12 +191,9 @@ def print_eval(record: dict, title: str, console, rows_shown: int = 10) -> None:
 def write_eval(record: dict, confusion: list[list[int]], out_dir: Path, title: str) -> list[Path]:
     """eval.json, per_class.csv, confusion.png (and per_class.png above LABELLED_CLASSES
     classes); every file atomic, so a failure leaves no partial or temporary file."""
-    import csv
-    import io
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    from .fileio import write_json_atomic
 
     files = [out_dir / "eval.json", out_dir / "per_class.csv", out_dir / "confusion.png"]
     write_json_atomic(files[0], record)
@@ -233,7 +234,6 @@ CSV_COLUMNS = [
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
-    import statistics
 
     if not values:
         return float("nan"), float("nan")
@@ -336,8 +336,6 @@ def _table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]], int | 
 def write_compare_report(out: Path, rows, curves, specs, cfg, console=None) -> list[dict]:
     """results.csv, report.md and the plots, from compare's rows (one per planned run) and
     curves (each finished run's metrics, by entry name)."""
-    import csv
-    import io
 
     out = Path(out)
     buf = io.StringIO()
@@ -349,8 +347,6 @@ def write_compare_report(out: Path, rows, curves, specs, cfg, console=None) -> l
     plots = compare_plots(out, curves, summary, cfg.names)
     write_text_atomic(out / "report.md", _markdown(cfg, specs, rows, summary, plots))
     if console is not None:
-        from rich.table import Table
-
         header, body, best = _table_rows(summary)
         budget = f"{cfg.minutes} min" if cfg.minutes is not None else f"{cfg.epochs} epochs"
         table = Table(title=f"{cfg.data}, {budget} per run, {len(cfg.seeds)} seed(s)")
@@ -448,93 +444,80 @@ def _markdown(cfg, specs, rows, summary, plots) -> str:
 def compare_plots(out: Path, curves: dict, summary: list[dict], models: list[str]) -> list[Path]:
     """The five figures; each readable on its own (titles, axis labels with units, legends).
     `models`: the entries' names, in the report's order; `curves`: name -> runs' metrics."""
-    import numpy as np
-
     colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
-    paths = []
-
-    def band_plot(x_key: str, xlabel: str, name: str, title: str, scale: float = 1.0) -> None:
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        drawn = False
-        for m in models:
-            runs = curves.get(m, [])
-            if not runs:
-                continue
-            n = min(len(r) for r in runs)
-            top1 = np.array([[rec["top1"] for rec in r[:n]] for r in runs])
-            xs = np.array([[rec[x_key] for rec in r[:n]] for r in runs]).mean(0) / scale
-            mean = top1.mean(0)
-            ax.plot(
-                xs,
-                mean,
-                marker="o",
-                color=colours[m],
-                label=f"{m} ({len(runs)} seed{'s' if len(runs) > 1 else ''})",
-            )
-            if len(runs) > 1:
-                ax.fill_between(xs, top1.min(0), top1.max(0), color=colours[m], alpha=0.2)
-            drawn = True
-        if not drawn:
-            plt.close(fig)
-            return
-        ax.set_xlabel(xlabel)
-        if x_key == "epoch":
-            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-        ax.set_ylabel("validation top-1 (%)")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        save_figure(fig, out / name)
-        paths.append(out / name)
-
-    band_plot(
-        "epoch",
-        "epoch",
-        "top1_vs_epoch.png",
-        "Top-1 by epoch (line: mean over seeds; band: min to max)",
-    )
-    band_plot(
-        "wall_s",
-        "wall-clock time (minutes)",
-        "top1_vs_time.png",
-        "Top-1 against training time (mean over seeds)",
-        scale=60.0,
-    )
-
+    paths = [
+        _band_plot(out / "top1_vs_epoch.png", curves, models, colours, "epoch", "epoch",
+                   "Top-1 by epoch (line: mean over seeds; band: min to max)"),
+        _band_plot(out / "top1_vs_time.png", curves, models, colours, "wall_s",
+                   "wall-clock time (minutes)", "Top-1 against training time (mean over seeds)",
+                   scale=60.0),
+    ]  # fmt: skip
     done = [s for s in summary if s["runs"]]
-    for key, xlabel, name in (
-        ("params", "parameters (millions)", "top1_vs_params.png"),
-        ("gflops", "GFLOPs per image at its resolution", "top1_vs_gflops.png"),
-    ):
-        if not done:
-            break
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for s in done:
-            x = s[key] / 1e6 if key == "params" else s[key]
-            ax.errorbar(
-                x, s["top1"], yerr=s["top1_std"], fmt="o", color=colours[s["name"]], capsize=4
-            )
-            ax.annotate(
-                s["name"], (x, s["top1"]), textcoords="offset points", xytext=(6, 6), fontsize=8
-            )
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("validation top-1 (%), mean ± std")
-        ax.set_title(f"Top-1 against {'size' if key == 'params' else 'compute'}")
-        ax.grid(alpha=0.3)
-        save_figure(fig, out / name)
-        paths.append(out / name)
-
     if done:
-        fig, ax = plt.subplots(figsize=(7, 0.5 * len(done) + 1.5))
-        names = [s["name"] for s in done]
-        ax.barh(names, [s["train_img_per_s"] for s in done], color=[colours[n] for n in names])
-        for i, s in enumerate(done):
-            ax.text(
-                s["train_img_per_s"], i, f" {s['train_img_per_s']:.1f}", va="center", fontsize=8
-            )
-        ax.set_xlabel("training images per second (mean over seeds)")
-        ax.set_title("Training throughput")
-        ax.invert_yaxis()
-        save_figure(fig, out / "throughput.png")
-        paths.append(out / "throughput.png")
-    return paths
+        paths.append(_cost_plot(out / "top1_vs_params.png", done, colours, "params"))
+        paths.append(_cost_plot(out / "top1_vs_gflops.png", done, colours, "gflops"))
+        paths.append(_throughput_plot(out / "throughput.png", done, colours))
+    return [p for p in paths if p is not None]
+
+
+def _band_plot(path, curves, models, colours, x_key, xlabel, title, scale=1.0) -> Path | None:
+    """Top-1 against epochs or time: the mean over seeds, a min-max band."""
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    drawn = False
+    for m in models:
+        runs = curves.get(m, [])
+        if not runs:
+            continue
+        n = min(len(r) for r in runs)
+        top1 = np.array([[rec["top1"] for rec in r[:n]] for r in runs])
+        xs = np.array([[rec[x_key] for rec in r[:n]] for r in runs]).mean(0) / scale
+        label = f"{m} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
+        ax.plot(xs, top1.mean(0), marker="o", color=colours[m], label=label)
+        if len(runs) > 1:
+            ax.fill_between(xs, top1.min(0), top1.max(0), color=colours[m], alpha=0.2)
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel(xlabel)
+    if x_key == "epoch":
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.set_ylabel("validation top-1 (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+    return path
+
+
+def _cost_plot(path: Path, done: list[dict], colours: dict, key: str) -> Path:
+    """Top-1 (mean ± std) against parameters or GFLOPs."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for s in done:
+        x = s[key] / 1e6 if key == "params" else s[key]
+        ax.errorbar(x, s["top1"], yerr=s["top1_std"], fmt="o", color=colours[s["name"]], capsize=4)
+        ax.annotate(
+            s["name"], (x, s["top1"]), textcoords="offset points", xytext=(6, 6), fontsize=8
+        )
+    ax.set_xlabel(
+        "parameters (millions)" if key == "params" else "GFLOPs per image at its resolution"
+    )
+    ax.set_ylabel("validation top-1 (%), mean ± std")
+    ax.set_title(f"Top-1 against {'size' if key == 'params' else 'compute'}")
+    ax.grid(alpha=0.3)
+    save_figure(fig, path)
+    return path
+
+
+def _throughput_plot(path: Path, done: list[dict], colours: dict) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(done) + 1.5))
+    names = [s["name"] for s in done]
+    ax.barh(names, [s["train_img_per_s"] for s in done], color=[colours[n] for n in names])
+    for i, s in enumerate(done):
+        ax.text(s["train_img_per_s"], i, f" {s['train_img_per_s']:.1f}", va="center", fontsize=8)
+    ax.set_xlabel("training images per second (mean over seeds)")
+    ax.set_title("Training throughput")
+    ax.invert_yaxis()
+    save_figure(fig, path)
+    return path

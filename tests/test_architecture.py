@@ -34,6 +34,12 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
                     found.add(f"{base}.{alias.name}")
                 elif base in modules:
                     found.add(base)
+    # importing a.b.c runs a/__init__ and a/b/__init__ first
+    for module in list(found):
+        parts = module.split(".")
+        found |= {
+            ".".join(parts[:i]) for i in range(2, len(parts)) if ".".join(parts[:i]) in modules
+        }
     found.discard(name)
     return found
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..config import Crop, Loader, choices
 from ..errors import EnetError
 from .common import TrainPlan
 from .datasets import DatasetIndex, index_dataset, resolve_data
 
-LOADERS = choices(Loader)
-CROPS = choices(Crop)
+# enet.config's data.loader and data.crop read their choices from here
+LOADERS = ("auto", "dali", "torch")
+CROPS = ("random-resized", "resize")
 
 
 def dali_status() -> str | None:
@@ -54,84 +55,46 @@ def build_loaders(
     Each loader is re-iterable (one pass per `iter()`), has `len()` in batches and yields
     (float images normalised with ImageNet mean/std, int64 labels) on `device`. The train loader
     has a position (`state_dict()` / `load_state_dict()`) for exact resume. Both carry
-    `.backend` ("dali" or "torch"), and the train loader `.backend_note` says why it was chosen.
-    `crop`: "random-resized" (area from `min_scale` to 1, aspect 3/4 to 4/3) or "resize" (the
-    whole image squashed to res x res, fastai's `Resize` as the Imagenette leaderboard used it).
-    `randaugment=(n, m)`: n operations at magnitude bin m of 31 (torchvision's convention);
-    n = 0 turns it off. `randaugment_impl` (DALI backend): "auto" runs DALI's own RandAugment on
-    the GPU and enet's batched one on the CPU (several times faster there); "dali" or "enet"
-    force one.
+    `.backend` ("dali" or "torch"), `.backend_note` (why it was chosen) and `.skipped` (bad
+    files left out). `crop`: "random-resized" (area from `min_scale` to 1, aspect 3/4 to 4/3)
+    or "resize" (the whole image squashed to res x res, fastai's `Resize` as the Imagenette
+    leaderboard used it). `randaugment=(n, m)`: n operations at magnitude bin m of 31
+    (torchvision's convention); n = 0 turns it off. `randaugment_impl` (DALI backend): "auto"
+    runs DALI's own RandAugment on the GPU and enet's batched one on the CPU (several times
+    faster there); "dali" or "enet" force one.
     """
-    if loader not in LOADERS:
-        raise EnetError(f"--loader {loader!r}: choose one of {', '.join(LOADERS)}")
-    for name, value in (("res", res), ("batch_size", batch_size)):
-        if value < 1:
-            raise EnetError(f"{name} must be >= 1, got {value}")
-    if not 0.0 < min_scale <= 1.0:
-        raise EnetError(f"min_scale must be in (0, 1], got {min_scale}")
-    if not 0.0 < crop_pct <= 1.0:
-        raise EnetError(f"crop_pct must be in (0, 1], got {crop_pct}")
-    if crop not in CROPS:
-        raise EnetError(f"crop must be {' or '.join(CROPS)}, got {crop!r}")
-    n, m = randaugment
-    if n < 0 or not 0 <= m <= 30:
-        raise EnetError(f"randaugment (n, m) needs n >= 0 and 0 <= m <= 30, got {randaugment}")
-    device = torch.device(device)
-    index = data if isinstance(data, DatasetIndex) else index_dataset(resolve_data(data))
-    plan = TrainPlan(len(index.train), batch_size, seed, rank, world_size)
+    _check_train_args(min_scale, crop, randaugment, randaugment_impl)
+    s = _prepare(data, loader, res, batch_size, device, workers, crop_pct)
+    plan = TrainPlan(len(s.index.train), batch_size, seed, rank, world_size)
     if len(plan) == 0:
         raise EnetError(
             f"batch size {batch_size} is larger than the {plan.per_rank} training images each of "
             f"{world_size} rank(s) gets; lower --batch-size"
         )
-    workers = default_workers() if workers is None else workers
-    backend, note = _choose(loader, device)
-    common = dict(device=device, channels_last=channels_last)
-    if backend == "dali":
+    options = dict(
+        min_scale=min_scale,
+        crop=crop,
+        randaugment=tuple(randaugment),
+        device=s.device,
+        channels_last=channels_last,
+        workers=s.workers,
+    )
+    if s.backend == "dali":
         from .dali import DaliTrainLoader
 
-        if randaugment_impl not in ("auto", "dali", "enet"):
-            raise EnetError(
-                f"randaugment_impl must be auto, dali or enet, got {randaugment_impl!r}"
-            )
         train = DaliTrainLoader(
-            index.train,
-            plan,
-            res,
-            min_scale=min_scale,
-            crop=crop,
-            randaugment=(n, m),
-            randaugment_impl=randaugment_impl,
-            workers=workers,
-            **common,
+            s.index.train, plan, res, randaugment_impl=randaugment_impl, **options
         )
     else:
         from .torch_loader import TorchTrainLoader
 
-        train = TorchTrainLoader(
-            index.train,
-            plan,
-            res,
-            min_scale=min_scale,
-            crop=crop,
-            randaugment=(n, m),
-            workers=workers,
-            **common,
-        )
+        train = TorchTrainLoader(s.index.train, plan, res, **options)
+    train.backend_note, train.skipped = s.note, len(s.index.skipped)
     val = _eval_loader(
-        backend,
-        index.val,
-        eval_res or res,
-        crop_pct=crop_pct,
-        batch_size=eval_batch_size or batch_size,
-        rank=rank,
-        world_size=world_size,
-        workers=workers,
-        **common,
-    )
-    train.backend_note = note
-    train.skipped = val.skipped = len(index.skipped)
-    return train, val, list(index.classes)
+        s, eval_res or res, eval_batch_size or batch_size, crop_pct, rank, world_size,
+        channels_last,
+    )  # fmt: skip
+    return train, val, list(s.index.classes)
 
 
 def build_eval_loader(
@@ -148,36 +111,67 @@ def build_eval_loader(
     channels_last: bool = False,
 ):
     """-> (val_loader, classes): the evaluation half of `build_loaders`, alone."""
+    s = _prepare(data, loader, res, batch_size, device, workers, crop_pct)
+    val = _eval_loader(s, res, batch_size, crop_pct, rank, world_size, channels_last)
+    return val, list(s.index.classes)
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What both builders settle first: the data's index, the device, workers, the backend."""
+
+    index: DatasetIndex
+    device: torch.device
+    workers: int
+    backend: str
+    note: str
+
+
+def _prepare(data, loader: str, res: int, batch_size: int, device, workers, crop_pct) -> _Setup:
     if loader not in LOADERS:
         raise EnetError(f"--loader {loader!r}: choose one of {', '.join(LOADERS)}")
-    if res < 1 or batch_size < 1:
-        raise EnetError(f"res and batch size must be >= 1, got {res} and {batch_size}")
+    for name, value in (("res", res), ("batch_size", batch_size)):
+        if value < 1:
+            raise EnetError(f"{name} must be >= 1, got {value}")
+    if not 0.0 < crop_pct <= 1.0:
+        raise EnetError(f"crop_pct must be in (0, 1], got {crop_pct}")
     device = torch.device(device)
     index = data if isinstance(data, DatasetIndex) else index_dataset(resolve_data(data))
+    backend, note = _choose(loader, device)
     workers = default_workers() if workers is None else workers
-    backend, _ = _choose(loader, device)
-    val = _eval_loader(
-        backend,
-        index.val,
+    return _Setup(index, device, workers, backend, note)
+
+
+def _check_train_args(min_scale: float, crop: str, randaugment, randaugment_impl: str) -> None:
+    if not 0.0 < min_scale <= 1.0:
+        raise EnetError(f"min_scale must be in (0, 1], got {min_scale}")
+    if crop not in CROPS:
+        raise EnetError(f"crop must be {' or '.join(CROPS)}, got {crop!r}")
+    n, m = randaugment
+    if n < 0 or not 0 <= m <= 30:
+        raise EnetError(f"randaugment (n, m) needs n >= 0 and 0 <= m <= 30, got {randaugment}")
+    if randaugment_impl not in ("auto", "dali", "enet"):
+        raise EnetError(f"randaugment_impl must be auto, dali or enet, got {randaugment_impl!r}")
+
+
+def _eval_loader(s: _Setup, res, batch_size, crop_pct, rank, world_size, channels_last):
+    if s.backend == "dali":
+        from .dali import DaliEvalLoader as EvalLoader
+    else:
+        from .torch_loader import TorchEvalLoader as EvalLoader
+    val = EvalLoader(
+        s.index.val,
         res,
         crop_pct=crop_pct,
         batch_size=batch_size,
         rank=rank,
         world_size=world_size,
-        device=device,
+        device=s.device,
         channels_last=channels_last,
-        workers=workers,
+        workers=s.workers,
     )
-    val.skipped = len(index.skipped)
-    return val, list(index.classes)
-
-
-def _eval_loader(backend: str, split, res: int, **kw):
-    if backend == "dali":
-        from .dali import DaliEvalLoader as EvalLoader
-    else:
-        from .torch_loader import TorchEvalLoader as EvalLoader
-    return EvalLoader(split, res, **kw)
+    val.backend_note, val.skipped = s.note, len(s.index.skipped)
+    return val
 
 
 def _choose(loader: str, device: torch.device) -> tuple[str, str]:

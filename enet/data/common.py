@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import EnetError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -96,6 +98,8 @@ class TrainLoaderBase:
         self.plan = plan
         self.epoch = 0
         self.batch = 0
+        self.backend_note = self.backend  # why this backend (build_loaders says)
+        self.skipped = 0  # bad files left out of the split (build_loaders counts them)
 
     def __len__(self) -> int:
         return len(self.plan)
@@ -120,10 +124,41 @@ class TrainLoaderBase:
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("backend") != self.backend:
-            from ..errors import EnetError
-
             raise EnetError(
                 f"the checkpoint's data position was saved by the {state.get('backend')} loader; "
                 f"resume with --loader {state.get('backend')}"
             )
         self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
+
+
+class EvalLoaderBase:
+    """Every image of this rank's shard exactly once per pass, the last batch possibly short.
+    Backends add `__iter__`: decode -> shorter side to res / crop_pct -> centre crop."""
+
+    backend = "?"
+
+    def __init__(
+        self,
+        split,
+        res: int,
+        *,
+        crop_pct: float,
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        device: torch.device,
+        channels_last: bool,
+        workers: int,
+    ) -> None:
+        self.files = split.files
+        self.labels = np.asarray(split.labels, dtype=np.int64)
+        self.batches = eval_batches(len(split), batch_size, rank, world_size)
+        self.num_samples = sum(len(b) for b in self.batches)
+        self.res, self.resize_to = res, int(round(res / crop_pct))
+        self.batch_size, self.device, self.workers = batch_size, device, workers
+        self.normalize = Normalizer(device, channels_last)
+        self.backend_note = self.backend
+        self.skipped = 0
+
+    def __len__(self) -> int:
+        return len(self.batches)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import EnetError
-from .common import Normalizer, TrainLoaderBase, TrainPlan, eval_batches, seed_of
+from .common import EvalLoaderBase, Normalizer, TrainLoaderBase, TrainPlan, seed_of
 from .datasets import Split
 from .randaugment import rand_augment
 
@@ -178,36 +178,14 @@ class DaliTrainLoader(TrainLoaderBase):
             self._runs = self.epoch * len(self.plan) + self.batch - self._offset
 
 
-class DaliEvalLoader:
-    """Every image of this rank's shard exactly once per pass, the last batch possibly short."""
-
+class DaliEvalLoader(EvalLoaderBase):
     backend = "dali"
 
-    def __init__(
-        self,
-        split: Split,
-        res: int,
-        *,
-        crop_pct: float,
-        batch_size: int,
-        rank: int,
-        world_size: int,
-        device: torch.device,
-        channels_last: bool,
-        workers: int,
-    ) -> None:
-        self.files = split.files
-        self.labels = np.asarray(split.labels, dtype=np.int64)
-        self.batches = eval_batches(len(split), batch_size, rank, world_size)
-        self.num_samples = sum(len(b) for b in self.batches)
-        self.res, self.resize_to = res, int(round(res / crop_pct))
-        self.batch_size, self.device, self.workers = batch_size, device, max(1, workers)
-        self.normalize = Normalizer(device, channels_last)
-        self.outputs = _Outputs(device)
+    def __init__(self, split: Split, res: int, **kw) -> None:
+        super().__init__(split, res, **kw)
+        self.workers = max(1, self.workers)  # DALI threads
+        self.outputs = _Outputs(self.device)
         self._pipe = None
-
-    def __len__(self) -> int:
-        return len(self.batches)
 
     def _source(self, info):
         if info.iteration >= len(self.batches):

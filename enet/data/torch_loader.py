@@ -13,6 +13,7 @@ flips and augments them on the GPU.
 from __future__ import annotations
 
 import functools
+import io
 import math
 import warnings
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
 
 from .checks import JPEG_MAGIC
-from .common import Normalizer, TrainLoaderBase, TrainPlan, eval_batches
+from .common import EvalLoaderBase, Normalizer, TrainLoaderBase, TrainPlan
 from .datasets import Split
 from .randaugment import rand_augment
 
@@ -86,7 +87,6 @@ def _decode(data: torch.Tensor) -> torch.Tensor:
 
 
 def _decode_pillow(encoded: bytes) -> torch.Tensor:
-    import io
 
     from PIL import Image, ImageOps
 
@@ -265,35 +265,15 @@ class _EvalBatches(Dataset):
         return torch.stack(images), torch.from_numpy(self.labels[idx])
 
 
-class TorchEvalLoader:
-    """Every image of this rank's shard exactly once per pass, the last batch possibly short."""
-
+class TorchEvalLoader(EvalLoaderBase):
     backend = "torch"
 
-    def __init__(
-        self,
-        split: Split,
-        res: int,
-        *,
-        crop_pct: float,
-        batch_size: int,
-        rank: int,
-        world_size: int,
-        device: torch.device,
-        channels_last: bool,
-        workers: int,
-    ) -> None:
-        self.batches = eval_batches(len(split), batch_size, rank, world_size)
-        self.num_samples = sum(len(b) for b in self.batches)
-        self.device = device
-        dataset = _EvalBatches(split, self.batches, res, int(round(res / crop_pct)))
+    def __init__(self, split: Split, res: int, **kw) -> None:
+        super().__init__(split, res, **kw)
+        dataset = _EvalBatches(split, self.batches, self.res, self.resize_to)
         sampler = _Keys()
         sampler.keys = list(range(len(self.batches)))
-        self.loader = _dataloader(dataset, sampler, workers, device)
-        self.normalize = Normalizer(device, channels_last)
-
-    def __len__(self) -> int:
-        return len(self.batches)
+        self.loader = _dataloader(dataset, sampler, self.workers, self.device)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for images, labels in self.loader:

@@ -72,8 +72,3 @@ def all_reduce_sum(values: list[float], env: DistEnv) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
-
-
-def any_rank(flag: bool, env: DistEnv) -> bool:
-    """True when any rank says so (e.g. a stop signal reached one of them)."""
-    return all_reduce_sum([float(flag)], env)[0] > 0

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ import torch.distributed as dist
 from rich.console import Console
 from torch import nn
 
-from ..config import Config, to_yaml
+from ..config import Config, build_config, config_from_dict, to_yaml
 from ..data import build_loaders
 from ..errors import EnetError, TrainingFailed
 from ..evaluate import EvalResult, evaluate
@@ -49,6 +50,28 @@ from .schedule import make_schedule
 
 CALIBRATION_STEPS = 10  # with a time budget: steps timed before the schedule's length is fixed
 DIVERGED_FACTOR = 10.0  # a validation loss this many times its first value is an explosion
+
+
+def resolve_train_config(
+    config_file: str | None, flags: dict[str, Any], overrides: list[str] | None
+) -> Config:
+    """The run's config. With --resume the resumed run's own config is the starting point
+    (so `enet train --out DIR --resume` needs nothing else); anything given on top changes it."""
+    base = None
+    if flags.get("run.resume"):
+        out = flags.get("run.out")
+        if not out:
+            raise EnetError("--resume needs --out DIR (the run folder to continue)")
+        last = Path(out) / "checkpoints" / "last.pt"
+        if not last.is_file():
+            raise EnetError(f"--resume: no checkpoint at {last} to continue from")
+
+        saved = load_checkpoint(last).get("config")
+        if not isinstance(saved, dict):
+            raise EnetError(f"{last} holds no config; is it an enet checkpoint?")
+        saved = {k: v for k, v in saved.items() if k != "run"}
+        base = config_from_dict(saved)
+    return build_config(config_file, flags, overrides, base=base)
 
 
 def default_out(cfg: Config) -> str:
@@ -331,8 +354,6 @@ def save(run: Run, path: Path, full: bool = True) -> None:
         "world_size": run.env.world_size,
         "config": run.cfg.to_dict(),
         "classes": run.classes,
-        "model_name": run.cfg.model.name,
-        "num_classes": len(run.classes),
     }
     if full:
         loaders, rngs = [run.train_loader.state_dict()], [rng_state()]

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import torch
 
+from .. import __version__
 from ..errors import EnetError
 from ..fileio import write_text_atomic
+from ..runtime import memory_retained
 
 ENET_FILES = ("config.yaml", "env.json", "metrics.jsonl", "summary.json", "checkpoints", "eval")
 
@@ -86,8 +88,6 @@ class RunFolder:
 
 def environment(device: torch.device, world_size: int) -> dict:
     """Versions, device, world size, git commit: what a reader needs to reproduce the run."""
-    from .. import __version__
-    from ..runtime import memory_retained
 
     info = {
         "enet": __version__,
