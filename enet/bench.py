@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
-from rich.console import Console
-from rich.table import Table
 
 from .data import build_loaders, dali_status
 from .data.common import IMAGENET_MEAN, IMAGENET_STD
@@ -476,27 +474,4 @@ def bench_model(
     return rows
 
 
-def print_table(rows: list[dict], title: str, console=None) -> None:
-
-    console = console or Console()
-    table = Table(title=title)
-    cols = ["name", "median", "min", "max"]
-    extra = [
-        c
-        for c in ("vs_baseline", "vs_torchvision", "peak_memory_mb", "memory_vs_torchvision")
-        if any(c in r for r in rows)
-    ]
-    for col in cols + extra:
-        table.add_column(col.replace("_", " "), justify="left" if col == "name" else "right")
-    for r in rows:
-        cells = [r["name"], f"{r['median']:.1f} {r['unit']}", f"{r['min']:.1f}", f"{r['max']:.1f}"]
-        for col in extra:
-            v = r.get(col)
-            cells.append(
-                "-" if v is None else (f"{v:.0f}" if col == "peak_memory_mb" else f"{v:.2f}x")
-            )
-        table.add_row(*cells)
-    console.print(table)
-
-
-__all__ = ["Measured", "alternate", "bench_data", "bench_model", "print_table"]
+__all__ = ["Measured", "alternate", "bench_data", "bench_model"]

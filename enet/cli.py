@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from . import tables
+from .choices import LOADERS, PRECISIONS, one_of
 from .errors import EnetError
 
 app = typer.Typer(
@@ -47,42 +48,13 @@ def models_cmd(
     num_classes: Annotated[int, typer.Option(help="Classifier outputs for the counts.")] = 1000,
 ) -> None:
     """List the registered models: parameters, GFLOPs at the default resolution, defaults."""
-    from .models import get_model_info, list_models
+    from .models import describe_models
 
-    rows = []
-    for name in list_models():
-        info = get_model_info(name)
-        rows.append(
-            dict(
-                name=name,
-                family=info.family,
-                params=info.params(num_classes),
-                gflops=round(info.gflops(num_classes=num_classes), 3),
-                resolution=info.resolution,
-                dropout=info.dropout,
-            )
-        )
+    rows = describe_models(num_classes)
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"enet models ({num_classes} classes; GFLOPs: 2 per multiply-add)")
-    for col, justify in [
-        ("name", "left"),
-        ("params", "right"),
-        ("GFLOPs", "right"),
-        ("resolution", "right"),
-        ("dropout", "right"),
-    ]:
-        table.add_column(col, justify=justify)
-    for r in rows:
-        table.add_row(
-            r["name"],
-            f"{r['params']:,}",
-            f"{r['gflops']:.3f}",
-            str(r["resolution"]),
-            f"{r['dropout']:.1f}",
-        )
-    console.print(table)
+    console.print(tables.models_table(rows, num_classes))
 
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML recipe (configs/).")]
@@ -128,8 +100,8 @@ def train_cmd(
         bool, typer.Option("--overwrite", help="Start over in a non-empty OUT.")
     ] = False,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
-    loader: Annotated[str | None, typer.Option(help="auto, dali or torch.")] = None,
-    precision: Annotated[str | None, typer.Option(help="auto, fp32, bf16 or fp16.")] = None,
+    loader: Annotated[str | None, typer.Option(help=f"{one_of(LOADERS)}.")] = None,
+    precision: Annotated[str | None, typer.Option(help=f"{one_of(PRECISIONS)}.")] = None,
     compile: Annotated[
         bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")
     ] = None,
@@ -192,7 +164,7 @@ def eval_cmd(
         bool, typer.Option("--overwrite", help="Replace an evaluation with other options in OUT.")
     ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    loader: Annotated[str, typer.Option(help="auto, dali or torch.")] = "auto",
+    loader: Annotated[str, typer.Option(help=f"{one_of(LOADERS)}.")] = "auto",
 ) -> None:
     """Top-1, top-5, per-class accuracy, the most confused classes and a confusion matrix."""
     from .evaluate import run_eval
@@ -281,15 +253,7 @@ def data_info_cmd(
     if as_json:
         print(json.dumps(info, indent=2))
         return
-    table = Table(title=f"{info['root']}: {len(info['classes'])} classes")
-    for col in ("class", "train", "val"):
-        table.add_column(col, justify="left" if col == "class" else "right")
-    for name, tr, va in zip(
-        info["classes"], info["train_per_class"], info["val_per_class"], strict=True
-    ):
-        table.add_row(name, str(tr), str(va))
-    table.add_row("[bold]total", f"[bold]{info['train_images']}", f"[bold]{info['val_images']}")
-    console.print(table)
+    console.print(tables.data_info_table(info))
     width, height = info["width_range"], info["height_range"]
     console.print(
         f"image sizes: width {width[0]}-{width[1]}, height {height[0]}-{height[1]}; "
@@ -308,20 +272,12 @@ def data_check_cmd(
 
     report = check_dataset(data, workers=workers)
 
-    def short(path: str) -> str:  # relative to the dataset: train/<class>/<file>
-        return (
-            str(Path(path).relative_to(report.root)) if path.startswith(str(report.root)) else path
-        )
-
     if report.problems:
-        table = Table(title=f"{len(report.problems)} unreadable files (left out of every run)")
-        table.add_column("file", no_wrap=True)
-        table.add_column("problem")
-        for f in report.problems:
-            table.add_row(short(f.path), f.problem)
-        console.print(table)
+        problems = [(tables.relative(f.path, report.root), f.problem) for f in report.problems]
+        console.print(tables.unreadable_table(problems))
     for f in report.notes:
-        console.print(f"note: {short(f.path)}: {f.note}", highlight=False, soft_wrap=True)
+        note = f"note: {tables.relative(f.path, report.root)}: {f.note}"
+        console.print(note, highlight=False, soft_wrap=True)
     console.print(
         f"{report.total} images decoded: {len(report.problems)} unreadable, "
         f"{len(report.notes)} with notes; results in {report.saved_to}",
@@ -349,7 +305,7 @@ def bench_model_cmd(
     ] = ("efficientnet_b0,resnet50"),
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 32,
     res: Annotated[int, typer.Option(help="Input resolution, pixels.")] = 128,
-    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "fp32",
+    precision: Annotated[str, typer.Option(help=f"{one_of(PRECISIONS)}.")] = "fp32",
     channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last")] = True,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile every model.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -368,7 +324,7 @@ def bench_model_cmd(
     ] = None,
 ) -> None:
     """Training-step images/s and memory of enet's models against torchvision's."""
-    from .bench import bench_model, print_table
+    from .bench import bench_model
 
     def split(text: str) -> tuple[str, ...]:
         return tuple(x.strip() for x in text.split(",") if x.strip())
@@ -389,12 +345,13 @@ def bench_model_cmd(
         print(json.dumps(rows, indent=2))
     else:
         r = rows[0]
-        print_table(
-            rows,
-            f"training step, batch {batch_size}, {res}px, {r['precision']}, "
-            f"{'channels_last' if channels_last else 'NCHW'}"
-            f"{', compiled' if compile else ''} on {r['device']}",
-            console,
+        console.print(
+            tables.bench_table(
+                rows,
+                f"training step, batch {batch_size}, {res}px, {r['precision']}, "
+                f"{'channels_last' if channels_last else 'NCHW'}"
+                f"{', compiled' if compile else ''} on {r['device']}",
+            )
         )
         if r["device"] == "cpu":
             peers_run = "the same way" if same_runtime else "in a plain process"
@@ -425,7 +382,7 @@ def bench_data_cmd(
     ] = None,
 ) -> None:
     """Images/s of enet's loaders against torchvision's ImageFolder + DataLoader baseline."""
-    from .bench import bench_data, print_table
+    from .bench import bench_data
 
     if passes < 3:
         raise EnetError("--passes must be at least 3 (a median needs them)")
@@ -443,11 +400,12 @@ def bench_data_cmd(
     if as_json:
         print(json.dumps(rows, indent=2))
     else:
-        print_table(
-            rows,
-            f"loader throughput, {res}px, batch {batch_size}, RandAugment "
-            f"{'2, 9' if randaugment else 'off'}, {workers} workers, {device}",
-            console,
+        console.print(
+            tables.bench_table(
+                rows,
+                f"loader throughput, {res}px, batch {batch_size}, RandAugment "
+                f"{'2, 9' if randaugment else 'off'}, {workers} workers, {device}",
+            )
         )
     _write_bench(rows, out, "data")
 

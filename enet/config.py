@@ -16,22 +16,21 @@ from typing import Any, Literal
 
 import yaml
 
-from .data import CROPS, LOADERS
+from .choices import ACTIVATIONS, CROPS, LOADERS, OPTIMIZERS, POOLS, PRECISIONS, SCHEDULES
+from .choices import one_of as choices_text
 from .data.datasets import NAMED_DATASETS
 from .errors import EnetError
 from .models import get_model_info, list_models
-from .models.layers import ACTIVATIONS
-from .models.xresnet import POOLS
 
 # The choices, named once: the fields below, their validation, the builders and the CLI's help
 # all read them from these literals.
-Activation = Literal[ACTIVATIONS]  # the model code's own lists
+Activation = Literal[ACTIVATIONS]
 Pool = Literal[POOLS]
 Loader = Literal[LOADERS]
 Crop = Literal[CROPS]
-Optimizer = Literal["sgd", "adamw", "rmsprop-tf", "ranger"]
-Schedule = Literal["one-cycle", "flat-cos", "cosine"]
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Optimizer = Literal[OPTIMIZERS]
+Schedule = Literal[SCHEDULES]
+Precision = Literal[PRECISIONS]
 
 
 def choices(literal) -> tuple[str, ...]:
@@ -41,8 +40,7 @@ def choices(literal) -> tuple[str, ...]:
 
 def one_of(literal) -> str:
     """'a, b or c' for messages and help texts."""
-    values = choices(literal)
-    return ", ".join(values[:-1]) + " or " + values[-1] if len(values) > 1 else values[0]
+    return choices_text(choices(literal))
 
 
 @dataclass(frozen=True)

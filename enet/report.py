@@ -15,15 +15,15 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-from rich.table import Table
 
-from .data.class_names import display_names
+from .class_names import display_names
 from .fileio import write_json_atomic
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .fileio import atomic_write, read_json, write_text_atomic  # noqa: E402
+from .tables import compare_table, duration, eval_tables
 
 
 def save_figure(fig, path: Path) -> None:
@@ -147,45 +147,9 @@ def most_confused(matrix: list[list[int]], classes: list[str], names: list[str],
     return pairs
 
 
-def print_eval(record: dict, title: str, console, rows_shown: int = 10) -> None:
-    """The totals; per-class accuracy (every class up to 2 x rows_shown classes, else the best
-    and worst); the most confused pairs."""
-
-    table = Table(title=title)
-    for col in ("top-1 %", "top-5 %", "loss", "img/s"):
-        table.add_column(col, justify="right")
-    table.add_row(
-        f"{record['top1']:.2f}",
-        f"{record['top5']:.2f}",
-        f"{record['loss']:.4f}",
-        f"{record['img_per_s']:.0f}",
-    )
-    console.print(table)
-    rows = [r for r in record["per_class"] if r["images"]]
-    if len(rows) <= 2 * rows_shown:
-        shown, caption = rows, None
-    else:
-        ranked = sorted(rows, key=lambda r: r["accuracy"])
-        shown = ranked[-rows_shown:][::-1] + ranked[:rows_shown][::-1]
-        caption = (
-            f"the {rows_shown} best and {rows_shown} worst of {len(rows)} classes; all of them "
-            "in per_class.csv"
-        )
-    per_class = Table(title="per-class accuracy", caption=caption)
-    for col in ("class", "id", "correct", "images", "accuracy %"):
-        per_class.add_column(col, justify="left" if col in ("class", "id") else "right")
-    for r in shown:
-        per_class.add_row(
-            r["name"], r["class_id"], str(r["correct"]), str(r["images"]), f"{r['accuracy']:.1f}"
-        )
-    console.print(per_class)
-    if record["most_confused"]:
-        confused = Table(title="most confused (true -> predicted)")
-        for col in ("true", "predicted", "images"):
-            confused.add_column(col, justify="right" if col == "images" else "left")
-        for p in record["most_confused"][:rows_shown]:
-            confused.add_row(p["true_name"], p["predicted_name"], str(p["images"]))
-        console.print(confused)
+def print_eval(record: dict, title: str, console) -> None:
+    for t in eval_tables(record, title):
+        console.print(t)
 
 
 def write_eval(record: dict, confusion: list[list[int]], out_dir: Path, title: str) -> list[Path]:
@@ -286,14 +250,6 @@ def _mean_spread(mean, std, runs: int) -> str:
     return f"{_fmt(mean, '.2f')} ± {_fmt(std, '.2f')}"
 
 
-def _duration(seconds) -> str:
-    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
-        return "-"
-    minutes, sec = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
-
-
 def _table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]], int | None]:
     header = [
         "name",
@@ -326,7 +282,7 @@ def _table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]], int | 
                 _fmt(s["gflops"], ".3f"),
                 str(s["resolution"]),
                 _fmt(s["train_img_per_s"], ".1f"),
-                _duration(s["wall_s"]),
+                duration(s["wall_s"]),
                 _fmt(s["peak_memory_bytes"] / 1e9 if s["runs"] else None, ".2f"),
             ]
         )
@@ -349,12 +305,8 @@ def write_compare_report(out: Path, rows, curves, specs, cfg, console=None) -> l
     if console is not None:
         header, body, best = _table_rows(summary)
         budget = f"{cfg.minutes} min" if cfg.minutes is not None else f"{cfg.epochs} epochs"
-        table = Table(title=f"{cfg.data}, {budget} per run, {len(cfg.seeds)} seed(s)")
-        for i, col in enumerate(header):
-            table.add_column(col, justify="left" if i == 0 else "right")
-        for i, line in enumerate(body):
-            table.add_row(*line, style="bold green" if i == best else None)
-        console.print(table)
+        title = f"{cfg.data}, {budget} per run, {len(cfg.seeds)} seed(s)"
+        console.print(compare_table(title, header, body, best))
         console.print(
             f"report: {out / 'report.md'}, {out / 'results.csv'}, {len(plots)} plots",
             highlight=False,
@@ -396,7 +348,7 @@ def _markdown(cfg, specs, rows, summary, plots) -> str:
             f"| {r['name']} | {r['model']} | {r['seed']} | {r['status']} | "
             f"{_fmt(r['top1'], '.2f')} | "
             f"{_fmt(r['top5'], '.2f')} | {_fmt(r['best_top1'], '.2f')} | "
-            f"{_fmt(r['epochs'], 'd')} | {_duration(r['wall_s'])} | "
+            f"{_fmt(r['epochs'], 'd')} | {duration(r['wall_s'])} | "
             f"{(r['reason'] or '').replace('|', '/')} |"
         )
     if plots:

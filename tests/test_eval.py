@@ -12,10 +12,10 @@ from conftest import run_enet
 from PIL import Image
 
 from enet.data import dali_status
-from enet.data.class_names import display_name, imagenet_names
+from enet.class_names import display_name, imagenet_names
 
 BACKENDS = ["torch"] + (["dali"] if dali_status() is None else [])
-WNIDS = (Path(__file__).parents[1] / "enet" / "data" / "imagenet_wnids.txt").read_text().split()
+WNIDS = (Path(__file__).parents[1] / "enet" / "imagenet_wnids.txt").read_text().split()
 
 
 @pytest.fixture(autouse=True)

@@ -8,13 +8,10 @@ from pathlib import Path
 
 import torch
 
+from ..choices import CROPS, LOADERS
 from ..errors import EnetError
 from .common import TrainPlan
 from .datasets import DatasetIndex, index_dataset, resolve_data
-
-# enet.config's data.loader and data.crop read their choices from here
-LOADERS = ("auto", "dali", "torch")
-CROPS = ("random-resized", "resize")
 
 
 def dali_status() -> str | None:

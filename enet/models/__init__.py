@@ -63,6 +63,21 @@ def list_models() -> list[str]:
     return list(_REGISTRY)
 
 
+def describe_models(num_classes: int = 1000) -> list[dict]:
+    """`enet models`: every model's family, parameters, GFLOPs at its resolution, defaults."""
+    return [
+        dict(
+            name=name,
+            family=info.family,
+            params=info.params(num_classes),
+            gflops=round(info.gflops(num_classes=num_classes), 3),
+            resolution=info.resolution,
+            dropout=info.dropout,
+        )
+        for name, info in _REGISTRY.items()
+    ]
+
+
 def get_model_info(name: str) -> ModelInfo:
     try:
         return _REGISTRY[name]
@@ -109,4 +124,4 @@ def _count_gflops(name: str, resolution: int, num_classes: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
-__all__ = ["ModelInfo", "create_model", "get_model_info", "list_models"]
+__all__ = ["ModelInfo", "create_model", "describe_models", "get_model_info", "list_models"]

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ACTIVATIONS = ("relu", "silu", "mish")  # enet.config's model.act reads them from here
+from ..choices import ACTIVATIONS
 
 
 def make_act(name: str) -> nn.Module:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..choices import POOLS
 from .layers import (
     ClassifierHead,
     ConvBnAct,
@@ -28,8 +29,6 @@ from .layers import (
     SqueezeExcite,
     make_act,
 )
-
-POOLS = ("max", "maxblur")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+
+from ..tables import train_results_table
 
 
 class Reporter:
@@ -107,26 +108,5 @@ class Reporter:
         self.stop()
         if not self.enabled:
             return
-        table = Table(
-            title=f"{summary['model']} on {summary['data']} ({summary['res']}px, "
-            f"{summary['epochs']} epochs)"
-        )
-        cols = ["top-1 %", "top-5 %", "best top-1 %"]
-        if summary.get("ema_top1") is not None:
-            cols.append("EMA top-1 %")
-        cols += ["train img/s", "wall time"]
-        for col in cols:
-            table.add_column(col, justify="right")
-        row = [f"{summary['top1']:.2f}", f"{summary['top5']:.2f}", f"{summary['best_top1']:.2f}"]
-        if summary.get("ema_top1") is not None:
-            row.append(f"{summary['ema_top1']:.2f}")
-        row += [f"{summary['img_per_s']:.1f}", _duration(summary["wall_s"])]
-        table.add_row(*row)
-        self.console.print(table)
+        self.console.print(train_results_table(summary))
         self.console.print(f"run folder: {out}", highlight=False)
-
-
-def _duration(seconds: float) -> str:
-    minutes, sec = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
