@@ -163,13 +163,16 @@ def eval_cmd(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an evaluation with other options in OUT.")
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print eval.json's record instead of tables.")
+    ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     loader: Annotated[str, typer.Option(help=f"{one_of(LOADERS)}.")] = "auto",
 ) -> None:
     """Top-1, top-5, per-class accuracy, the most confused classes and a confusion matrix."""
     from .evaluate import run_eval
 
-    run_eval(
+    record = run_eval(
         checkpoint,
         data=data,
         res=res,
@@ -180,8 +183,10 @@ def eval_cmd(
         overwrite=overwrite,
         device=device,
         loader=loader,
-        console=console,
+        console=Console(quiet=True) if as_json else console,
     )
+    if as_json:
+        print(json.dumps(record, indent=1))
 
 
 @app.command("compare-baselines")
