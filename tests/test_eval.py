@@ -99,7 +99,7 @@ def test_eval_run_folder_options_and_no_silent_overwrite(tmp_path):
     assert json.loads((a / "eval.json").read_text())["res"] == 48
     empty = run_enet("eval", str(tmp_path))
     assert empty.returncode == 2 and "no checkpoints/best.pt" in empty.stderr
-    as_json = run_enet("eval", str(run), "--json", check=True)
+    as_json = run_enet("eval", str(run), "--json", "--out", str(tmp_path / "j"), check=True)
     assert json.loads(as_json.stdout)["res"] == 32  # the record alone, no tables
     version = run_enet("--version", check=True)
     assert version.stdout.startswith("enet ")

@@ -490,3 +490,26 @@ def test_an_exploding_validation_loss_warns(tmp_path):
     exploded = [r for r in records if r["val_loss"] > 10 * records[0]["val_loss"]]
     assert exploded, records  # the setting does blow up the loss
     assert "the validation loss exploded" in text and all(r.get("diverged") for r in exploded)
+
+
+def test_a_rank_failing_mid_epoch_ends_the_job_quickly(tmp_path):
+    """One rank meets an undecodable file mid-epoch while its peer waits in a collective: the
+    failing rank aborts its process group instead of waiting with it, so the job ends in
+    seconds (not the 10-minute collective timeout), non-zero, with the error in its output."""
+    import time
+
+    root = solid_dataset(tmp_path / "d", n_train=24, n_val=2)
+    good = (root / "train" / "ant" / "ant0.JPEG").read_bytes()
+    # passes the header checks (JPEG start and end markers), fails to decode
+    (root / "train" / "ant" / "ant5.JPEG").write_bytes(good[:4] + b"\0" * 600 + good[-2:])
+    start = time.monotonic()
+    proc = run_enet(
+        "train", "--nproc-per-node", "2", "--model", "xresnet18", "--data", str(root),
+        "--res", "32", "--batch-size", "4", "--epochs", "1", "--device", "cpu", "--loader",
+        "torch", "--out", str(tmp_path / "run"), "--set", "data.workers=0",
+        timeout=300,
+    )  # fmt: skip
+    elapsed = time.monotonic() - start
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert elapsed < 120, f"the job took {elapsed:.0f} s to end"
+    assert "Error" in proc.stdout + proc.stderr

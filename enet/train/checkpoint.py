@@ -57,7 +57,8 @@ def rng_state() -> dict:
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        # this rank's device only: a run resumed with fewer visible GPUs still restores it
+        state["cuda_device"] = torch.cuda.get_rng_state(torch.cuda.current_device())
     return state
 
 
@@ -74,8 +75,13 @@ def set_rng_state(state: dict) -> None:
         )
     )
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if torch.cuda.is_available():
+        device = torch.cuda.current_device()
+        if "cuda_device" in state:
+            torch.cuda.set_rng_state(state["cuda_device"], device)
+        elif "cuda" in state:  # earlier checkpoints: every visible device's, in order
+            saved = state["cuda"]
+            torch.cuda.set_rng_state(saved[device if device < len(saved) else 0], device)
 
 
 def _tuples(value):

@@ -60,8 +60,23 @@ def setup(device_name: str, timeout_minutes: float = 10.0) -> DistEnv:
 
 
 def cleanup() -> None:
+    """After a run every rank finished: leave the process group together."""
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def abort() -> None:
+    """After a failure on this rank: drop the process group without waiting for the peers
+    (torch's private `_abort_process_group` where it exists; otherwise leave it to the
+    process's exit), so the rank exits at once and torchrun stops the job."""
+    if not dist.is_initialized():
+        return
+    abort_group = getattr(dist.distributed_c10d, "_abort_process_group", None)
+    if abort_group is not None:
+        try:
+            abort_group()
+        except Exception:  # noqa: BLE001 (a best effort on the way out)
+            pass
 
 
 def all_reduce_sum(values: list[float], env: DistEnv) -> list[float]:

@@ -48,7 +48,11 @@ from .progress import Reporter
 from .run_folder import RunFolder, environment
 from .schedule import make_schedule
 
-CALIBRATION_STEPS = 10  # with a time budget: steps timed before the schedule's length is fixed
+# With a time budget: steps left out of the step time (worker start, DALI's build, cuDNN's
+# autotuning, torch.compile), then steady steps timed before the schedule's length is first
+# fixed; it is fitted again at every epoch end from that epoch's steps and evaluation.
+WARMUP_STEPS = 3
+CALIBRATION_STEPS = 10
 DIVERGED_FACTOR = 10.0  # a validation loss this many times its first value is an explosion
 
 
@@ -140,6 +144,8 @@ class Run:
     epoch_start: float = 0.0
     first_val_loss: float | None = None
     last_record: dict | None = None
+    budget_mark: tuple[int, float] | None = None  # (step, clock) where steady timing began
+    eval_s: float | None = None  # the last end-of-epoch evaluation's seconds
 
     @property
     def device(self) -> torch.device:
@@ -151,9 +157,15 @@ def fit(cfg: Config, console: Console | None = None) -> dict:
     env = distributed.setup(cfg.train.device)
     try:
         run = _setup(cfg, env, console)
-        return _train(run)
-    finally:
-        distributed.cleanup()
+        summary = _train(run)
+    except BaseException:
+        # Never destroy the process group on the rank that failed: its peers may be waiting in
+        # a collective, and a graceful destroy then waits with them (until the timeout).
+        # Abort it; this rank exits with its error and torchrun ends the others.
+        distributed.abort()
+        raise
+    distributed.cleanup()
+    return summary
 
 
 def _train(run: Run) -> dict:
@@ -457,13 +469,8 @@ def _after_step(run: Run, signals: StopSignals, step_loss: float, lr: float) -> 
             f"{out.last if out.last.exists() else '(none saved yet)'}; try a lower --lr"
         )
     run.reporter.step(pos.step, pos.epoch + 1, step_loss, lr, pos.current.img_per_s)
-    if t.minutes and not pos.calibrated and pos.step >= CALIBRATION_STEPS:
-        pos.calibrated = True
-        pos.total_steps = _fit_budget(
-            pos, t.minutes * 60, run.run_start, run.steps_per_epoch, len(run.val_loader), run.env
-        )
-        run.lr_at = make_schedule(run.cfg.schedule, run.cfg.optim.lr, pos.total_steps)
-        run.reporter.set_total(pos.total_steps)
+    if t.minutes and not pos.calibrated:
+        _calibrate(run)
     if (t.save_every_steps and pos.step % t.save_every_steps == 0) or stop:
         pos.wall_s = time.perf_counter() - run.run_start
         save(run, out.last)
@@ -478,6 +485,40 @@ def _after_step(run: Run, signals: StopSignals, step_loss: float, lr: float) -> 
 
 # ---------------------------------------------------------------------------------------------
 # epoch end and the summary
+
+
+def _calibrate(run: Run) -> None:
+    """Time CALIBRATION_STEPS steady steps after WARMUP_STEPS (device synchronised at both
+    ends), then fit the schedule's length to the budget."""
+    pos = run.pos
+    if pos.step < WARMUP_STEPS:
+        return
+    if run.budget_mark is None:
+        _synchronize(run.device)
+        run.budget_mark = (pos.step, time.perf_counter())
+        return
+    first, start = run.budget_mark
+    if pos.step - first < CALIBRATION_STEPS:
+        return
+    _synchronize(run.device)
+    pos.calibrated = True
+    _refit(run, (time.perf_counter() - start) / (pos.step - first))
+
+
+def _refit(run: Run, step_s: float) -> None:
+    pos = run.pos
+    left = run.cfg.train.minutes * 60 - (time.perf_counter() - run.run_start)
+    eval_s = run.eval_s if run.eval_s is not None else len(run.val_loader) * step_s / 3
+    total = _fit_budget(pos, left, step_s, eval_s, run.steps_per_epoch, run.env)
+    if total != pos.total_steps:
+        pos.total_steps = total
+        run.lr_at = make_schedule(run.cfg.schedule, run.cfg.optim.lr, total)
+        run.reporter.set_total(total)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _validate(run: Run, model: nn.Module, progress: bool) -> EvalResult:
@@ -497,8 +538,10 @@ def _end_epoch(run: Run) -> None:
     """Evaluate (and the EMA), write the metrics line, warn of divergence, save checkpoints."""
     pos, out = run.pos, run.out
     _sync_buffers(run.raw_model, run.env)
+    eval_start = time.perf_counter()
     result = _validate(run, run.raw_model, progress=True)
     ema_result = _validate(run, run.ema.module, progress=False) if run.ema else None
+    run.eval_s = time.perf_counter() - eval_start
     pos.epoch += 1
     current = pos.current
     record = {
@@ -521,6 +564,8 @@ def _end_epoch(run: Run) -> None:
     _warn_divergence(run, record)
     run.last_record = record
     pos.current = type(current)()
+    if run.cfg.train.minutes and pos.calibrated and current.loss_count:
+        _refit(run, current.train_s / current.loss_count)  # this epoch's steps, its evaluation
     improved = result.top1 > pos.best_top1
     pos.best_top1 = max(pos.best_top1, result.top1)
     pos.wall_s = time.perf_counter() - run.run_start
@@ -607,22 +652,17 @@ def _finish(run: Run) -> dict:
 
 
 def _fit_budget(
-    pos: Position, budget_s: float, run_start: float, steps_per_epoch: int, val_batches: int, env
+    pos: Position, left_s: float, step_s: float, eval_s: float, steps_per_epoch: int, env
 ) -> int:
-    """With a wall-clock budget: from the time of the steps so far, how many steps end on time.
-
-    Evaluation passes are budgeted as one per epoch, each estimated at a third of a training
-    step per batch (a forward pass without backward). The ranks agree on the smallest answer.
-    """
-    elapsed = time.perf_counter() - run_start
-    step_s = pos.run.train_s / max(pos.step, 1)
-    left = budget_s - elapsed
-    steps_left = max(0, int(left / step_s))
+    """With a wall-clock budget: how many steps in all end on time, given `left_s` seconds, a
+    step's time and an evaluation pass's (one per epoch still to end, the partial last one
+    too). The ranks agree on the smallest answer."""
+    steps_left = max(0, int(left_s / step_s))
     for _ in range(3):  # settle the evaluations the remaining epochs will need
-        epochs = math.ceil((pos.step + steps_left) / steps_per_epoch)
-        eval_s = epochs * val_batches * step_s / 3
-        steps_left = max(0, int((left - eval_s) / step_s))
-    total = max(pos.step + 1, pos.step + steps_left)
+        last_epoch = math.ceil((pos.step + steps_left) / steps_per_epoch)
+        evals = max(1, last_epoch - pos.epoch)
+        steps_left = max(0, int((left_s - evals * eval_s) / step_s))
+    total = pos.step + steps_left  # pos.step itself: the time is up, stop here
     if env.distributed:
         t = torch.tensor(
             [total], dtype=torch.float64, device=env.device if env.device.type == "cuda" else "cpu"
