@@ -82,3 +82,49 @@ def test_train_one_epoch_on_cuda(tmp_path):
     )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["precision"] in ("bf16", "fp16") and summary["status"] == "finished"
+
+
+def test_gpu_torch_path_reads_bad_and_unusual_files(tmp_path):
+    """CMYK, grey, PNG-named-JPEG and truncated files through the torch loader's GPU path: bad
+    files are skipped and counted, the unusual ones decoded (CMYK on the CPU, not nvJPEG)."""
+    from datasets_util import broken_dataset
+
+    root = tmp_path / "d"
+    broken_dataset(root)
+    train, val, _ = build_loaders(
+        root, 32, 4, loader="torch", device="cuda", randaugment=(0, 9), workers=2
+    )
+    assert train.skipped >= 3  # truncated, empty, text
+    seen = 0
+    for loader in (train, val):
+        for images, labels in loader:
+            assert images.is_cuda and torch.isfinite(images).all()
+            seen += len(labels)
+    assert seen == train.num_samples + val.num_samples
+
+
+def test_training_steps_synchronise_rarely(tmp_path):
+    """A few steps under torch.cuda.set_sync_debug_mode("warn"): host synchronisations per
+    step, written for gpu_check.sh to report (the target is none between log steps)."""
+    import warnings
+
+    from enet.config import build_config
+    from enet.train.loop import fit
+
+    cfg = build_config(
+        "configs/smoke.yaml",
+        {"train.device": "cuda", "data.loader": "torch", "run.out": str(tmp_path / "run")},
+        ["train.epochs=1", "train.log_every_steps=1000"],
+    )
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            summary = fit(cfg)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    syncs = sum("synchroniz" in str(w.message) for w in caught)
+    per_step = syncs / summary["steps"]
+    (tmp_path.parent / "syncs.json").write_text(json.dumps({"syncs": syncs, "per_step": per_step}))
+    print(f"host synchronisations: {syncs} in {summary['steps']} steps ({per_step:.1f} per step)")
+    assert summary["status"] == "finished"

@@ -11,8 +11,8 @@ import pytest
 from conftest import run_enet
 from PIL import Image
 
-from enet.data import dali_status
 from enet.class_names import display_name, imagenet_names
+from enet.data import dali_status
 
 BACKENDS = ["torch"] + (["dali"] if dali_status() is None else [])
 WNIDS = (Path(__file__).parents[1] / "enet" / "imagenet_wnids.txt").read_text().split()

@@ -457,7 +457,21 @@ def test_minutes_budget_fits_the_schedule(tmp_path):
     # the schedule's length came from measured step times, not from the epoch count
     assert pos["total_steps"] == pos["step"] == summary["steps"] > 10
     assert pos["total_steps"] != 5 * 15
-    assert summary["wall_s"] < 0.4 * 60 * 3  # ends near its budget, not at 5 epochs
+    # ends on its budget (steady steps timed, refitted each epoch), not at 5 epochs
+    assert 0.8 * 24 <= summary["wall_s"] <= 1.15 * 24, summary["wall_s"]
+
+
+@pytest.mark.slow
+def test_minutes_budget_holds_with_compile(tmp_path):
+    """torch.compile's warm-up (tens of seconds here) must not shorten the run: the budget is
+    spent within 15% (issue 13's check, 2 minutes instead of 3)."""
+    out = tmp_path / "run"
+    run_enet(
+        "train", "--config", "configs/smoke.yaml", "--minutes", "2", "--compile", "--out",
+        str(out), check=True, timeout=600,
+    )  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0.85 * 120 <= summary["wall_s"] <= 1.15 * 120, summary["wall_s"]
 
 
 def test_resume_extends_a_finished_run_and_refuses_fewer_epochs(tmp_path):
