@@ -172,9 +172,9 @@ def _eval_loader(s: _Setup, res, batch_size, crop_pct, rank, world_size, channel
 
 
 def _choose(loader: str, device: torch.device) -> tuple[str, str]:
-    status = dali_status()
-    if loader == "torch":
+    if loader == "torch":  # without importing DALI at all
         return "torch", "torch (asked for)"
+    status = dali_status()
     if loader == "dali":
         if status:
             raise EnetError(f"--loader dali: {status}; use --loader torch")

@@ -253,7 +253,10 @@ def _equalize(x, mag, signed):
     s, c, h, w = x.shape
     flat = x.reshape(s * c, h * w).long()
     offsets = torch.arange(s * c, device=x.device).unsqueeze(1) * 256
-    hist = torch.bincount((flat + offsets).view(-1), minlength=s * c * 256).view(s * c, 256)
+    index = (flat + offsets).view(-1)
+    # scatter_add_ rather than bincount, which synchronises with the host on CUDA
+    hist = torch.zeros(s * c * 256, dtype=torch.long, device=x.device)
+    hist = hist.scatter_add_(0, index, torch.ones_like(index)).view(s * c, 256)
     # torchvision: step = (count of all but the last non-zero bin) // 255; step 0 = unchanged
     last = 255 - torch.flip(hist > 0, [1]).long().argmax(1)
     last_count = hist.gather(1, last.unsqueeze(1)).squeeze(1)

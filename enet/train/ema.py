@@ -17,13 +17,14 @@ class EMA:
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
+        self._params = list(self.module.parameters())
+        self._buffers = list(self.module.buffers())
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        for ema_p, p in zip(self.module.parameters(), model.parameters(), strict=True):
-            ema_p.lerp_(p.detach(), 1.0 - self.decay)
-        for ema_b, b in zip(self.module.buffers(), model.buffers(), strict=True):
-            ema_b.copy_(b)
+        """One fused call per kind (torch._foreach_*): a few kernels, not one per tensor."""
+        torch._foreach_lerp_(self._params, [p.detach() for p in model.parameters()], 1 - self.decay)
+        torch._foreach_copy_(self._buffers, list(model.buffers()))
 
     def state_dict(self) -> dict:
         return self.module.state_dict()

@@ -38,7 +38,13 @@ from ..errors import EnetError, TrainingFailed
 from ..evaluate import EvalResult, evaluate
 from ..models import create_model, get_model_info
 from ..runtime import retain_on_cpu
-from ..settings import autocast_dtype, model_options, resolve_precision, resolve_resolution
+from ..settings import (
+    autocast_dtype,
+    model_options,
+    resolve_precision,
+    resolve_resolution,
+    use_fast_cuda_kernels,
+)
 from . import distributed
 from .checkpoint import atomic_torch_save, load_checkpoint, rng_state, set_rng_state
 from .ema import EMA
@@ -202,6 +208,7 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
         )
     reporter = Reporter(env.is_main, console, cfg.train.log_every_steps)
     precision = resolve_precision(cfg.train.precision, env.device)
+    use_fast_cuda_kernels(env.device)
     retain_on_cpu(env.device, cfg.train.retain_cpu_memory)  # before the loaders' workers start
     res = resolve_resolution(cfg)
     train_loader, val_loader, classes = _build_data(cfg, env, res)
