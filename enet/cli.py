@@ -204,6 +204,12 @@ def compare_cmd(
     seeds: Annotated[int | None, typer.Option(help="Seeds per model.")] = None,
     data: Annotated[str | None, typer.Option(help="Dataset for every run.")] = None,
     out: Annotated[str, typer.Option(help="Folder of the runs and the report.")] = "runs/compare",
+    report_only: Annotated[
+        bool,
+        typer.Option(
+            "--report-only", help="Write the report of the runs as they stand; train nothing."
+        ),
+    ] = False,
     set_: SetOpt = None,
 ) -> None:
     """Train EfficientNet and XResNet under equal budgets; report accuracy against cost."""
@@ -218,7 +224,7 @@ def compare_cmd(
         data=data,
         extra_set=set_,
     )
-    run(cfg, out, console=console)
+    run(cfg, out, console=console, report_only=report_only)
 
 
 data_app = typer.Typer(help="Datasets: download, check, info.", no_args_is_help=True)

@@ -448,13 +448,20 @@ def _on_stop(signum, frame) -> None:
         raise KeyboardInterrupt
 
 
-def run(cfg: CompareConfig, out: str | Path, console: Console | None = None) -> list[dict]:
-    """Train every (model, seed) pair not finished yet, then write the report."""
+def run(
+    cfg: CompareConfig, out: str | Path, console: Console | None = None, report_only: bool = False
+) -> list[dict]:
+    """Train every (model, seed) pair not finished yet, then write the report. `report_only`:
+    write the report of the runs as they stand (unfinished ones marked), training nothing."""
     console = console or Console()
     out = Path(out)
+    if report_only and not (out / "compare.yaml").is_file():
+        raise EnetError(f"--report-only: {out} holds no comparison (no compare.yaml)")
     out.mkdir(parents=True, exist_ok=True)
     _check_budget(cfg, out)
     specs = plan_runs(cfg, out)
+    if report_only:
+        return write_report(out, specs, cfg, console=console)
     budget = f"{cfg.minutes} min" if cfg.minutes is not None else f"{cfg.epochs} epochs"
     console.print(
         f"comparing {', '.join(cfg.names)} on {cfg.data}: {budget} per run, "

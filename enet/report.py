@@ -316,13 +316,16 @@ def write_compare_report(out: Path, rows, curves, specs, cfg, console=None) -> l
 
 def _markdown(cfg, specs, rows, summary, plots) -> str:
     header, body, best = _table_rows(summary)
+    finished = sum(r["status"] == "finished" for r in rows)
+    unfinished = " (the others are marked below)" if finished < len(rows) else ""
     budget = f"{cfg.minutes} minutes" if cfg.minutes is not None else f"{cfg.epochs} epochs"
     res = "each model's own" if cfg.resolution == "model" else f"{cfg.resolution} px"
     lines = [
         f"# enet compare-baselines: {cfg.data}",
         "",
         f"Budget: {budget} per run; resolution: {res}; seeds: "
-        f"{', '.join(map(str, cfg.seeds))}. Top-1 and top-5 are mean ± standard deviation "
+        f"{', '.join(map(str, cfg.seeds))}. Runs finished: "
+        f"{finished} of {len(rows)}{unfinished}. Top-1 and top-5 are mean ± standard deviation "
         "over the finished seeds, on the validation split, after the last epoch. ★ marks "
         "the best mean top-1.",
         "",

@@ -119,6 +119,16 @@ def test_compare_runs_reports_resumes_and_survives_a_failure(tmp_path):
         png = out / f"{name}.png"
         assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
 
+    # the report alone, from the runs as they stand: nothing trains, unfinished runs are marked
+    only = run_enet(
+        "compare-baselines", "--config", str(config), "--out", str(out), "--report-only"
+    )
+    assert only.returncode == 0 and "training" not in only.stdout, only.stdout + only.stderr
+    assert "Runs finished: 4 of 6 (the others are marked below)" in (out / "report.md").read_text()
+    empty = run_enet("compare-baselines", "--models", "xresnet18", "--data", "mini", "--out",
+                     str(tmp_path / "none"), "--report-only")  # fmt: skip
+    assert empty.returncode == 2 and "holds no comparison" in empty.stderr
+
     # another budget into the same folder is refused before anything runs
     before = (out / "results.csv").read_text()
     other = run_enet(
