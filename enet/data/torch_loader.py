@@ -87,7 +87,6 @@ def _decode(data: torch.Tensor) -> torch.Tensor:
 
 
 def _decode_pillow(encoded: bytes) -> torch.Tensor:
-
     from PIL import Image, ImageOps
 
     with Image.open(io.BytesIO(encoded)) as im:
