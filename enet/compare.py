@@ -370,7 +370,7 @@ def run_one(spec: RunSpec, console: Console, index: int, total: int) -> str:
             f"{label}: top-1 {summary['top1']:.2f}% in {elapsed / 60:.1f} min", highlight=False
         )
         return "finished"
-    if returncode in (130, 143, -2, -15):  # stopped by a signal: resumable
+    if returncode in (130, 138, 143, -2, -10, -15):  # stopped by a signal: resumable
         raise KeyboardInterrupt
     reason = _last_error(log)
     write_json_atomic(

@@ -527,3 +527,32 @@ def test_a_rank_failing_mid_epoch_ends_the_job_quickly(tmp_path):
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert elapsed < 120, f"the job took {elapsed:.0f} s to end"
     assert "Error" in proc.stdout + proc.stderr
+
+
+def test_sigusr1_saves_exits_for_requeue_and_resumes_exactly(tmp_path):
+    """SIGUSR1 (a batch scheduler's warning before its time limit) is a stop like SIGTERM:
+    save at the next step, exit 138 ("requeue me"); the resumed run ends bitwise equal."""
+    args = [*QUICK, "--loader", "torch"]
+    full = tmp_path / "full"
+    run_enet("train", *args, "--out", str(full), check=True)
+    stopped = tmp_path / "stopped"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "enet", "train", *args, "--out", str(stopped)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    text = []
+    for line in proc.stdout:
+        text.append(line)
+        if "step 7/" in line:
+            proc.send_signal(signal.SIGUSR1)
+    proc.wait(timeout=60)
+    assert proc.returncode == 138, "".join(text)
+    assert "stopped by SIGUSR1" in "".join(text)
+    run_enet("train", "--out", str(stopped), "--resume", check=True)
+    a, b = _final(full), _final(stopped)
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name

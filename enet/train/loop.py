@@ -94,14 +94,18 @@ def default_out(cfg: Config) -> str:
 
 
 class StopSignals:
-    """SIGTERM / SIGINT set a flag; the loop saves at the next step boundary and exits."""
+    """SIGTERM / SIGINT / SIGUSR1 set a flag; the loop saves at the next step boundary and
+    exits with 128 + the signal: 143, 130, or 138 for SIGUSR1, which batch schedulers (SLURM's
+    `--signal`) send before a time limit: "saved, requeue me" (scripts/slurm/train.sbatch)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
     def __init__(self) -> None:
         self.received: int | None = None
         self._previous = {}
 
     def __enter__(self) -> StopSignals:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in self.SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
