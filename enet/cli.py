@@ -189,6 +189,37 @@ def eval_cmd(
         print(json.dumps(record, indent=1))
 
 
+@app.command("predict")
+def predict_cmd(
+    checkpoint: Annotated[
+        str, typer.Argument(help="A checkpoint, or a run folder (its checkpoints/best.pt).")
+    ],
+    paths: Annotated[list[str], typer.Argument(help="Image files or folders (searched deeply).")],
+    top_k: Annotated[int, typer.Option(help="Classes per file.")] = 5,
+    out: Annotated[
+        str | None, typer.Option(help="Also write the rows to FILE.csv or FILE.json.")
+    ] = None,
+    ema: Annotated[bool, typer.Option("--ema", help="Use the EMA weights.")] = False,
+    res: Annotated[
+        int | None, typer.Option(help="Input resolution (default: the run's evaluation one).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """The top-k classes of image files, with the checkpoint's evaluation transform."""
+    from .predict import predict, write_predictions
+
+    rows = predict(checkpoint, paths, top_k=top_k, ema=ema, res=res, device=device)
+    if out:
+        write_predictions(rows, Path(out))
+    if as_json:
+        print(json.dumps(rows, indent=1))
+    else:
+        console.print(tables.predictions_table(rows, top_k))
+        if out:
+            console.print(f"wrote {out}", highlight=False)
+
+
 @app.command("compare-baselines")
 def compare_cmd(
     config: Annotated[

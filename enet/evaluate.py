@@ -173,7 +173,7 @@ def run_eval(
         channels_last=cfg.train.channels_last,
     )
     _check_classes(classes, data_classes)
-    model = _load_model(cfg, ckpt["ema"] if ema else ckpt["model"], len(classes), dev)
+    model = load_model(cfg, ckpt["ema"] if ema else ckpt["model"], len(classes), dev)
     with _progress(console, f"evaluating {val.num_samples} images") as on_batch:
         result = evaluate(
             model,
@@ -198,7 +198,7 @@ def run_eval(
     return record
 
 
-def _load_model(cfg, weights: dict, num_classes: int, device: torch.device) -> nn.Module:
+def load_model(cfg, weights: dict, num_classes: int, device: torch.device) -> nn.Module:
     model = create_model(cfg.model.name, num_classes, **model_options(cfg))
     model.load_state_dict(weights)
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format

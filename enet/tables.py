@@ -135,6 +135,19 @@ def eval_tables(record: dict, title: str, rows_shown: int = 10) -> list[Table]:
     return out
 
 
+def predictions_table(rows: list[dict], top_k: int) -> Table:
+    body = []
+    for r in rows:
+        if r.get("error"):
+            body.append([r["path"], f"[red]{r['error']}"])
+            continue
+        guesses = ", ".join(
+            f"{n} {100 * p:.1f}%" for n, p in zip(r["names"], r["probs"], strict=True)
+        )
+        body.append([r["path"], guesses])
+    return table(f"top-{top_k} predictions", ["file", "classes"], body, left=2)
+
+
 def compare_table(title: str, header: list[str], body: list[list[str]], best: int | None):
     t = Table(title=title)
     for i, col in enumerate(header):

@@ -248,6 +248,13 @@ class TorchTrainLoader(TrainLoaderBase):
         return batch, labels
 
 
+def eval_image(path: str, res: int, resize_to: int) -> torch.Tensor:
+    """The evaluation transform of one file: decode, shorter side to `resize_to` (antialiased),
+    centre crop res x res; uint8 (3, res, res)."""
+    image = TF.resize(_decode(read_file(path)), [resize_to], antialias=True)
+    return TF.center_crop(image, [res, res])
+
+
 class _EvalBatches(Dataset):
     def __init__(self, split: Split, batches: list[range], res: int, resize_to: int) -> None:
         self.files = split.files
@@ -256,11 +263,7 @@ class _EvalBatches(Dataset):
 
     def __getitem__(self, b: int):
         idx = list(self.batches[b])
-        images = []
-        for i in idx:
-            image = _decode(read_file(self.files[i]))
-            image = TF.resize(image, [self.resize_to], antialias=True)  # shorter side
-            images.append(TF.center_crop(image, [self.res, self.res]))
+        images = [eval_image(self.files[i], self.res, self.resize_to) for i in idx]
         return torch.stack(images), torch.from_numpy(self.labels[idx])
 
 

@@ -1,0 +1,54 @@
+"""`enet predict`: real JPEGs and a corrupt file, through a trained checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from conftest import REPO, run_enet
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("p") / "run"
+    run_enet(
+        "train", "--config", "configs/smoke.yaml", "--res", "32", "--epochs", "1", "--out",
+        str(out), check=True,
+    )  # fmt: skip
+    return out
+
+
+def test_predict_files_folders_and_a_corrupt_file(tmp_path, run_dir):
+    val = REPO / "enet" / "data" / "mini" / "val"
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff this is not a JPEG")
+    single = next((val / "n03888257").iterdir())
+    out = tmp_path / "pred.csv"
+    proc = run_enet(
+        "predict", str(run_dir), str(val / "n01440764"), str(single), str(bad), "--top-k", "3",
+        "--out", str(out), check=True,
+    )  # fmt: skip
+    assert "top-3 predictions" in proc.stdout and "Traceback" not in proc.stderr
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 10 + 1 + 1  # a folder of 10, one file, the corrupt one
+    good = [r for r in rows if not r["error"]]
+    assert len(good) == 11 and all(r["class_1"].startswith("n0") for r in good)
+    assert all(float(r["prob_1"]) >= float(r["prob_2"]) >= float(r["prob_3"]) for r in good)
+    assert all(0.0 < sum(float(r[f"prob_{i}"]) for i in (1, 2, 3)) <= 1.0 + 1e-6 for r in good)
+    broken = next(r for r in rows if r["path"] == str(bad))
+    assert broken["error"] and not broken["class_1"]
+    as_json = run_enet("predict", str(run_dir), str(single), "--json", "--top-k", "2", check=True)
+    record = json.loads(as_json.stdout)[0]
+    assert len(record["classes"]) == 2 and record["names"][0] != record["classes"][0]
+
+
+def test_predict_errors(tmp_path, run_dir):
+    missing = run_enet("predict", str(run_dir), str(tmp_path / "nope.jpg"))
+    assert missing.returncode == 2 and "no such file or folder" in missing.stderr
+    empty = run_enet("predict", str(run_dir), str(tmp_path))
+    assert empty.returncode == 2 and "no images" in empty.stderr
+    wrong = run_enet("predict", str(run_dir), str(REPO / "enet" / "data" / "mini" / "val"),
+                     "--out", str(tmp_path / "x.txt"))  # fmt: skip
+    assert wrong.returncode == 2 and ".csv or .json" in wrong.stderr
