@@ -220,6 +220,26 @@ def predict_cmd(
             console.print(f"wrote {out}", highlight=False)
 
 
+@app.command("plot")
+def plot_cmd(
+    runs: Annotated[list[str], typer.Argument(help="Run folders (each with metrics.jsonl).")],
+    out: Annotated[str, typer.Option(help="The PNG to write.")] = "runs.png",
+) -> None:
+    """Loss, top-1 and learning-rate curves of one or several runs, in one figure."""
+    from .report import runs_plot
+    from .train.run_folder import RunFolder
+
+    if not out.lower().endswith(".png"):
+        raise EnetError(f"--out {out}: give a .png file")
+    curves = {}
+    for run in runs:
+        records = RunFolder(run).read_metrics()
+        if not records:
+            raise EnetError(f"{run} has no metrics.jsonl records (is it a run folder?)")
+        curves[Path(run).name if Path(run).name not in curves else run] = records
+    console.print(f"wrote {runs_plot(curves, Path(out))}", highlight=False)
+
+
 @app.command("compare-baselines")
 def compare_cmd(
     config: Annotated[

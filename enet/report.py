@@ -476,3 +476,36 @@ def _throughput_plot(path: Path, done: list[dict], colours: dict) -> Path:
     ax.invert_yaxis()
     save_figure(fig, path)
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# enet plot
+
+
+RUN_CURVES = (
+    ("train_loss", "training loss"),
+    ("val_loss", "validation loss"),
+    ("top1", "validation top-1 (%)"),
+    ("lr", "learning rate (at the epoch's end)"),
+)
+
+
+def runs_plot(curves: dict[str, list[dict]], path: Path) -> Path:
+    """Training and validation loss, top-1 and learning rate by epoch, one line per run."""
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    for ax, (key, label) in zip(axes.flat, RUN_CURVES, strict=True):
+        for name, records in curves.items():
+            points = [(r["epoch"], r[key]) for r in records if r.get(key) is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), marker="o", markersize=3, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        if key == "val_loss" and any(r.get("diverged") for rs in curves.values() for r in rs):
+            ax.set_yscale("log")  # an exploded loss would flatten everything else
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(", ".join(curves) if len(curves) <= 3 else f"{len(curves)} runs")
+    fig.tight_layout()
+    save_figure(fig, path)
+    return path

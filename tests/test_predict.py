@@ -1,4 +1,4 @@
-"""`enet predict`: real JPEGs and a corrupt file, through a trained checkpoint."""
+"""`enet predict` and `enet plot`: real JPEGs and a corrupt file, curves of real runs."""
 
 from __future__ import annotations
 
@@ -52,3 +52,18 @@ def test_predict_errors(tmp_path, run_dir):
     wrong = run_enet("predict", str(run_dir), str(REPO / "enet" / "data" / "mini" / "val"),
                      "--out", str(tmp_path / "x.txt"))  # fmt: skip
     assert wrong.returncode == 2 and ".csv or .json" in wrong.stderr
+
+
+def test_plot_curves_of_several_runs(tmp_path, run_dir):
+    import shutil
+
+    from PIL import Image
+
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    out = tmp_path / "curves.png"
+    run_enet("plot", str(run_dir), str(other), "--out", str(out), check=True)
+    with Image.open(out) as im:
+        assert im.format == "PNG" and 800 < im.size[0] <= 2000
+    not_a_run = run_enet("plot", str(tmp_path / "empty"), "--out", str(out))
+    assert not_a_run.returncode == 2 and "no metrics.jsonl" in not_a_run.stderr
