@@ -11,6 +11,7 @@ CROPS = ("random-resized", "resize")
 OPTIMIZERS = ("sgd", "adamw", "rmsprop-tf", "ranger")
 SCHEDULES = ("one-cycle", "flat-cos", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+EXPORT_FORMATS = ("onnx", "exported", "torchscript")
 
 
 def one_of(values: tuple[str, ...]) -> str:

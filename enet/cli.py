@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from . import tables
-from .choices import LOADERS, PRECISIONS, one_of
+from .choices import EXPORT_FORMATS, LOADERS, PRECISIONS, one_of
 from .errors import EnetError
 
 app = typer.Typer(
@@ -238,6 +238,34 @@ def plot_cmd(
             raise EnetError(f"{run} has no metrics.jsonl records (is it a run folder?)")
         curves[Path(run).name if Path(run).name not in curves else run] = records
     console.print(f"wrote {runs_plot(curves, Path(out))}", highlight=False)
+
+
+@app.command("export")
+def export_cmd(
+    checkpoint: Annotated[
+        str, typer.Argument(help="A checkpoint, or a run folder (its checkpoints/best.pt).")
+    ],
+    format: Annotated[str, typer.Option("--format", help=f"{one_of(EXPORT_FORMATS)}.")] = "onnx",
+    out: Annotated[str, typer.Option(help="The file to write.")] = "model.onnx",
+    ema: Annotated[bool, typer.Option("--ema", help="Export the EMA weights.")] = False,
+    res: Annotated[
+        int | None, typer.Option(help="Example input size (default: the run's evaluation one).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Write the model as ONNX, a torch.export program or TorchScript (dynamic batch)."""
+    from .export import export
+
+    info = export(checkpoint, format, out, ema=ema, res=res)
+    if as_json:
+        print(json.dumps(info, indent=1))
+        return
+    console.print(
+        f"wrote {info['file']}: {info['model']} as {info['format']}, input {info['input']} at "
+        f"{info['res']}px, output {info['output']} ({len(info['classes'])} classes)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("compare-baselines")

@@ -1,0 +1,110 @@
+"""`enet export CKPT --format onnx|exported|torchscript`: a checkpoint's model (eval mode) as a
+file other runtimes load, with a dynamic batch axis.
+
+- onnx: torch.onnx's exporter (`dynamo=True`: torch.export underneath, the path PyTorch keeps;
+  the TorchScript-based one is deprecated); needs the `onnx` and `onnxscript` packages
+  (`pip install enet[export]`), checked with onnxruntime in the tests.
+- exported: torch.export's ExportedProgram (`torch.export.save`, `.pt2`), loadable with
+  `torch.export.load` and runnable without enet: the maintained successor of TorchScript.
+- torchscript: `torch.jit.trace`, loadable with `torch.jit.load` while torch still ships it
+  (torch 2.14 marks torch.jit deprecated; kept for the runtimes that only read TorchScript).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+from .choices import EXPORT_FORMATS, one_of
+from .config import config_from_dict
+from .errors import EnetError
+from .evaluate import load_model, resolve_checkpoint
+from .fileio import FILE_MODE
+from .settings import resolve_resolution
+from .train.checkpoint import load_checkpoint
+
+
+def export(
+    checkpoint: str, fmt: str, out: str, *, ema: bool = False, res: int | None = None
+) -> dict:
+    """Write the model to OUT; returns what was written (format, file, input shape, classes)."""
+    if fmt not in EXPORT_FORMATS:
+        raise EnetError(f"--format must be {one_of(EXPORT_FORMATS)}, got {fmt!r}")
+    if res is not None and res < 16:
+        raise EnetError(f"--res must be >= 16 pixels, got {res}")
+    path = resolve_checkpoint(checkpoint)
+    ckpt = load_checkpoint(path)
+    if "model" not in ckpt or "config" not in ckpt:
+        raise EnetError(f"{path} is not an enet checkpoint (no model or config)")
+    if ema and ckpt.get("ema") is None:
+        raise EnetError(f"{path} has no EMA weights (train with --set train.ema_decay=0.999)")
+    cfg = config_from_dict(ckpt["config"])
+    classes = list(ckpt["classes"])
+    model = load_model(
+        cfg, ckpt["ema"] if ema else ckpt["model"], len(classes), torch.device("cpu")
+    )
+    model = model.eval().to(memory_format=torch.contiguous_format)
+    res = res or cfg.data.eval_res or resolve_resolution(cfg)
+    example = torch.zeros(2, 3, res, res)
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        _WRITERS[fmt](model, example, tmp)
+        os.chmod(tmp, FILE_MODE)  # mkstemp's 0600 -> what open() would have given
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return dict(
+        format=fmt, file=str(target), checkpoint=str(path), model=cfg.model.name, res=res,
+        input="images: float32 (batch, 3, res, res), ImageNet mean/std normalised",
+        output="logits: (batch, classes)", classes=classes, ema=ema,
+    )  # fmt: skip
+
+
+def _batch_dim():
+    return {"x": {0: torch.export.Dim("batch", min=1, max=4096)}}
+
+
+def _onnx(model, example, path: str) -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise EnetError(
+            "--format onnx needs the onnx and onnxscript packages: pip install 'enet[export]'"
+        ) from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example,),
+            path,
+            dynamo=True,
+            dynamic_shapes=_batch_dim(),
+            input_names=["images"],
+            output_names=["logits"],
+            external_data=False,
+            verbose=False,
+        )
+
+
+def _exported(model, example, path: str) -> None:
+    with torch.no_grad():
+        program = torch.export.export(model, (example,), dynamic_shapes=_batch_dim())
+    torch.export.save(program, path)
+
+
+def _torchscript(model, example, path: str) -> None:
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notice
+        traced = torch.jit.trace(model, example)
+        torch.jit.save(traced, path)
+
+
+_WRITERS = {"onnx": _onnx, "exported": _exported, "torchscript": _torchscript}
