@@ -164,6 +164,9 @@ class RunConfig:
     """Continue from OUT/checkpoints/last.pt."""
     overwrite: bool = False
     """Allow starting a fresh run in a non-empty OUT."""
+    tensorboard: bool = False
+    """Also write the scalars (losses, lr, top-1/5, images/s, loader wait) as TensorBoard
+    events under OUT/tensorboard (the tensorboard package: pip install 'enet[tensorboard]')."""
 
 
 @dataclass(frozen=True)

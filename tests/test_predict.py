@@ -1,4 +1,4 @@
-"""`enet predict` and `enet plot`: real JPEGs and a corrupt file, curves of real runs."""
+"""`enet predict`, `enet plot` and TensorBoard events: real JPEGs, a corrupt file, real runs."""
 
 from __future__ import annotations
 
@@ -67,3 +67,21 @@ def test_plot_curves_of_several_runs(tmp_path, run_dir):
         assert im.format == "PNG" and 800 < im.size[0] <= 2000
     not_a_run = run_enet("plot", str(tmp_path / "empty"), "--out", str(out))
     assert not_a_run.returncode == 2 and "no metrics.jsonl" in not_a_run.stderr
+
+
+def test_tensorboard_events_from_a_run(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    run_enet(
+        "train", "--config", "configs/smoke.yaml", "--res", "32", "--epochs", "2", "--out",
+        str(out), "--set", "run.tensorboard=true", "--set", "train.log_every_steps=2",
+        check=True,
+    )  # fmt: skip
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "epoch/val_loss", "epoch/top1", "epoch/data_wait_s"} <= tags
+    top1 = [e.value for e in events.Scalars("epoch/top1")]
+    assert len(top1) == 2 and all(0 <= v <= 100 for v in top1)
+    assert "tensorboard: true" in (out / "config.yaml").read_text()

@@ -79,7 +79,9 @@ def resolve_train_config(
         saved = load_checkpoint(last).get("config")
         if not isinstance(saved, dict):
             raise EnetError(f"{last} holds no config; is it an enet checkpoint?")
-        saved = {k: v for k, v in saved.items() if k != "run"}
+        # the run section is this command's (out, resume, overwrite); tensorboard carries over
+        run = {"tensorboard": saved.get("run", {}).get("tensorboard", False)}
+        saved = {k: v for k, v in saved.items() if k != "run"} | {"run": run}
         base = config_from_dict(saved)
     return build_config(config_file, flags, overrides, base=base)
 
@@ -210,7 +212,8 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
             f"--resume: {out.path} trains {ckpt['config']['model']['name']}, "
             f"not {cfg.model.name}; use another --out for a new model"
         )
-    reporter = Reporter(env.is_main, console, cfg.train.log_every_steps)
+    tensorboard = out.path / "tensorboard" if cfg.run.tensorboard and env.is_main else None
+    reporter = Reporter(env.is_main, console, cfg.train.log_every_steps, tensorboard)
     precision = resolve_precision(cfg.train.precision, env.device)
     use_fast_cuda_kernels(env.device)
     retain_on_cpu(env.device, cfg.train.retain_cpu_memory)  # before the loaders' workers start

@@ -3,14 +3,39 @@ otherwise (logs, CI); a results table at the end."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ..errors import EnetError
 from ..tables import train_results_table
+
+EPOCH_SCALARS = (
+    "train_loss", "val_loss", "top1", "top5", "ema_top1", "ema_top5", "img_per_s", "train_s",
+    "data_wait_s", "eval_img_per_s", "epoch_s",
+)  # fmt: skip
 
 
 class Reporter:
-    def __init__(self, enabled: bool, console: Console | None, log_every: int) -> None:
+    def __init__(
+        self,
+        enabled: bool,
+        console: Console | None,
+        log_every: int,
+        tensorboard: Path | None = None,
+    ) -> None:
+        """`tensorboard`: a folder for TensorBoard event files (torch.utils.tensorboard), or
+        None; the writer opens at `start` (then the run's first step is known)."""
+        self.tensorboard_dir = tensorboard
+        self.writer = None
+        if tensorboard is not None:
+            try:
+                import tensorboard as _  # noqa: F401
+            except ImportError:
+                raise EnetError(
+                    "run.tensorboard needs the tensorboard package: pip install 'enet[tensorboard]'"
+                ) from None
         self.enabled = enabled
         self.console = console or Console()
         self.live = enabled and self.console.is_terminal
@@ -25,6 +50,11 @@ class Reporter:
 
     def start(self, total_steps: int, first_step: int) -> None:
         self.total_steps = total_steps
+        if self.tensorboard_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step: a resumed run drops what its first run logged after the checkpoint
+            self.writer = SummaryWriter(str(self.tensorboard_dir), purge_step=first_step or None)
         if not self.live:
             return
         self.progress = Progress(
@@ -58,6 +88,9 @@ class Reporter:
     def step(self, step: int, epoch: int, loss: float, lr: float, img_per_s: float) -> None:
         if not self.enabled:
             return
+        if self.writer is not None and step % self.log_every == 0:
+            for name, value in (("loss", loss), ("lr", lr), ("img_per_s", img_per_s)):
+                self.writer.add_scalar(f"train/{name}", value, step)
         if self.progress is not None:
             self.progress.update(
                 self.task, completed=step, epoch=epoch, loss=loss, lr=lr, ips=img_per_s
@@ -91,6 +124,11 @@ class Reporter:
     def epoch_end(self, record: dict) -> None:
         if not self.enabled:
             return
+        if self.writer is not None:
+            for key in EPOCH_SCALARS:
+                if record.get(key) is not None:
+                    self.writer.add_scalar(f"epoch/{key}", record[key], record["step"])
+            self.writer.flush()
         ema = f" ema top-1 {record['ema_top1']:.2f}%" if record.get("ema_top1") is not None else ""
         self.print(
             f"epoch {record['epoch']} done: train loss {record['train_loss']:.4f}, val loss "
@@ -99,10 +137,16 @@ class Reporter:
             highlight=False,
         )
 
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
     def stop(self) -> None:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+        self.close()
 
     def results(self, summary: dict, out: str) -> None:
         self.stop()
