@@ -105,6 +105,14 @@ def train_cmd(
     compile: Annotated[
         bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")
     ] = None,
+    init_from: Annotated[
+        str | None,
+        typer.Option(help="Start from an enet checkpoint or a state dict (fine-tuning)."),
+    ] = None,
+    pretrained: Annotated[
+        bool | None,
+        typer.Option("--pretrained", help="Start from torchvision's ImageNet weights (B0-B7)."),
+    ] = None,
     nproc_per_node: Annotated[int, typer.Option(help="Ranks on this machine (torchrun).")] = 1,
     nnodes: Annotated[int, typer.Option(help="Machines (torchrun).")] = 1,
     node_rank: Annotated[int, typer.Option(help="This machine's rank (torchrun).")] = 0,
@@ -136,6 +144,8 @@ def train_cmd(
         "data.loader": loader,
         "train.precision": precision,
         "train.compile": compile,
+        "train.init_from": init_from,
+        "train.pretrained": pretrained,
     }
     cfg = resolve_train_config(str(config) if config else None, flags, set_)
     fit(cfg, console=console)

@@ -411,6 +411,7 @@ def collect_rows(specs, cfg) -> list[dict]:
                 eval_img_per_s=summary.get("eval_img_per_s"),
                 wall_s=summary["wall_s"],
                 peak_memory_bytes=summary.get("peak_memory_bytes"),
+                init=summary.get("init", "random"),
             )
         elif failed:
             row.update(status="failed", reason=failed.get("reason"))

@@ -146,6 +146,11 @@ class TrainConfig:
     retain_cpu_memory: bool = True
     """On the CPU: glibc's malloc keeps freed memory for reuse instead of an mmap per large
     tensor (1.2-1.5x faster steps here; the process keeps its peak heap). enet/runtime.py."""
+    init_from: str | None = None
+    """Start from these weights: an enet checkpoint or a state dict (enet's or torchvision's
+    layout); a classifier for other classes is replaced. None: random initialisation."""
+    pretrained: bool = False
+    """Start from torchvision's ImageNet weights (EfficientNet B0-B7)."""
     ema_decay: float | None = None
     """Exponential moving average of the weights, per optimiser step (e.g. 0.999); None: off."""
     sync_bn: bool = False

@@ -192,6 +192,7 @@ CSV_COLUMNS = [
     "eval_img_per_s",
     "wall_s",
     "peak_memory_bytes",
+    "init",
     "reason",
     "run_dir",
 ]
@@ -314,6 +315,14 @@ def write_compare_report(out: Path, rows, curves, specs, cfg, console=None) -> l
     return rows
 
 
+def _note(row: dict) -> str:
+    """A run's note: why it failed, or its initial weights when not random (the Imagenette
+    leaderboard admits random initialisation only)."""
+    init = row.get("init")
+    pretrained = f"not from scratch: {init}" if init and init != "random" else ""
+    return "; ".join(x for x in (row.get("reason") or "", pretrained) if x)
+
+
 def _markdown(cfg, specs, rows, summary, plots) -> str:
     header, body, best = _table_rows(summary)
     finished = sum(r["status"] == "finished" for r in rows)
@@ -352,7 +361,7 @@ def _markdown(cfg, specs, rows, summary, plots) -> str:
             f"{_fmt(r['top1'], '.2f')} | "
             f"{_fmt(r['top5'], '.2f')} | {_fmt(r['best_top1'], '.2f')} | "
             f"{_fmt(r['epochs'], 'd')} | {duration(r['wall_s'])} | "
-            f"{(r['reason'] or '').replace('|', '/')} |"
+            f"{_note(r).replace('|', '/')} |"
         )
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]

@@ -48,6 +48,7 @@ from ..settings import (
 from . import distributed
 from .checkpoint import atomic_torch_save, load_checkpoint, rng_state, set_rng_state
 from .ema import EMA
+from .init import initialise
 from .optim import build_optimizer
 from .position import Position
 from .progress import Reporter
@@ -158,6 +159,7 @@ class Run:
     last_record: dict | None = None
     budget_mark: tuple[int, float] | None = None  # (step, clock) where steady timing began
     eval_s: float | None = None  # the last end-of-epoch evaluation's seconds
+    init: str = "random"  # the weights the run started from
 
     @property
     def device(self) -> torch.device:
@@ -230,12 +232,15 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
             f"train.accum_steps {cfg.train.accum_steps} exceeds the {len(train_loader)} "
             "batches of an epoch"
         )
-    raw_model, optimizer, scaler, ema = _build_model(cfg, env, len(classes), precision)
+    raw_model, optimizer, scaler, ema, init = _build_model(cfg, env, len(classes), precision)
     run = Run(
         cfg, env, out, reporter, precision, res, train_loader, val_loader, classes,
         steps_per_epoch, raw_model, raw_model, optimizer, scaler, ema,
         Position(total_steps=cfg.train.epochs * steps_per_epoch),
     )  # fmt: skip
+    run.init = ckpt.get("init", init) if ckpt is not None else init
+    if ckpt is None and init != "random":
+        reporter.print(f"initial weights: {init}", highlight=False, soft_wrap=True)
     if ckpt is not None:
         _restore(run, ckpt)
     run.model = _wrap(raw_model, cfg, env)
@@ -282,6 +287,7 @@ def _build_model(cfg: Config, env: distributed.DistEnv, num_classes: int, precis
     model.to(env.device, memory_format=memory_format)
     if t.sync_bn and env.distributed:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    init = initialise(model, cfg.model.name, t.pretrained, t.init_from)
     ema = EMA(model, t.ema_decay) if t.ema_decay else None
     optimizer = build_optimizer(cfg.optim, model)
     scaler = torch.amp.GradScaler(env.device.type, enabled=precision == "fp16")
@@ -289,7 +295,7 @@ def _build_model(cfg: Config, env: distributed.DistEnv, num_classes: int, precis
     torch.manual_seed(t.seed * 1000 + 1 + env.rank)
     random.seed(t.seed + env.rank)
     np.random.seed(t.seed + env.rank)
-    return model, optimizer, scaler, ema
+    return model, optimizer, scaler, ema, init
 
 
 def _restore(run: Run, ckpt: dict) -> None:
@@ -380,6 +386,7 @@ def save(run: Run, path: Path, full: bool = True) -> None:
         "world_size": run.env.world_size,
         "config": run.cfg.to_dict(),
         "classes": run.classes,
+        "init": run.init,
     }
     if full:
         loaders, rngs = [run.train_loader.state_dict()], [rng_state()]
@@ -654,6 +661,7 @@ def _finish(run: Run) -> dict:
         "loader": run.train_loader.backend,
         "ranks_in_sync": in_sync,
         "seed": cfg.train.seed,
+        "init": run.init,
     }
     if env.is_main:
         run.out.write_summary(summary)

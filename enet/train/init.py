@@ -1,0 +1,94 @@
+"""The weights a run starts from: random (the default, as the Imagenette leaderboard requires),
+torchvision's ImageNet weights (`--pretrained`, EfficientNet B0-B7), or a file (`--init-from`:
+an enet checkpoint or a state dict, enet's or torchvision's layout). When the classes differ,
+the classifier keeps its fresh initialisation and the output says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import EnetError
+from ..models import efficientnet
+
+HEAD = ("head.fc.weight", "head.fc.bias")
+
+
+def initialise(model: nn.Module, model_name: str, pretrained: bool, init_from: str | None) -> str:
+    """Load the starting weights into `model`; returns what they were, for summary.json."""
+    if pretrained and init_from:
+        raise EnetError("give --pretrained or --init-from, not both")
+    if pretrained:
+        state, source = torchvision_weights(model_name)
+    elif init_from:
+        state, source = read_weights(init_from), f"file {init_from}"
+    else:
+        return "random"
+    if isinstance(model, efficientnet.EfficientNet) and any(
+        k.startswith("features.") for k in state
+    ):
+        mapping = efficientnet.torchvision_key_map(model)  # ours -> torchvision's
+        state = {ours: state[theirs] for ours, theirs in mapping.items() if theirs in state}
+    replaced = _load_all_but_head(model, state, source)
+    return source + (f"; classifier replaced ({replaced})" if replaced else "")
+
+
+def torchvision_weights(model_name: str) -> tuple[dict, str]:
+    """torchvision's IMAGENET1K_V1 weights of an EfficientNet, through its weights API."""
+    import torchvision
+
+    if model_name not in efficientnet.VARIANTS:
+        raise EnetError(
+            f"--pretrained: torchvision's ImageNet weights exist for efficientnet_b0-b7, not "
+            f"{model_name}; use --init-from FILE"
+        )
+    weights = torchvision.models.get_weight(f"EfficientNet_B{model_name[-1]}_Weights.IMAGENET1K_V1")
+    try:
+        state = weights.get_state_dict(progress=False)
+    except Exception as err:  # noqa: BLE001 (offline: URLError, socket errors, ...)
+        folder = Path(torch.hub.get_dir()) / "checkpoints"
+        raise EnetError(
+            f"--pretrained: could not fetch {weights.url} ({type(err).__name__}); offline, "
+            f"place that file in {folder}/ and run again"
+        ) from None
+    return state, f"torchvision {weights}"
+
+
+def read_weights(path: str) -> dict:
+    """An enet checkpoint's weights, or a state dict saved with torch.save."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise EnetError(f"--init-from {path}: no such file") from None
+    except Exception as err:  # noqa: BLE001 (pickle, zip and torch errors alike)
+        raise EnetError(
+            f"--init-from {path}: not readable weights ({type(err).__name__})"
+        ) from None
+    if isinstance(data, dict) and isinstance(data.get("model"), dict):
+        return data["model"]  # an enet checkpoint
+    if isinstance(data, dict) and data and all(isinstance(v, torch.Tensor) for v in data.values()):
+        return data
+    raise EnetError(f"--init-from {path}: neither an enet checkpoint nor a state dict")
+
+
+def _load_all_but_head(model: nn.Module, state: dict, source: str) -> str | None:
+    """Every tensor but the classifier must match; a classifier of another size is dropped.
+    Returns 'N -> M classes' when it was."""
+    ours = model.state_dict()
+    missing = [k for k in ours if k not in state and k not in HEAD]
+    wrong = [k for k in state if k in ours and k not in HEAD and state[k].shape != ours[k].shape]
+    if missing or wrong:
+        example = (missing or wrong)[0]
+        raise EnetError(
+            f"{source} does not fit {type(model).__name__} ({len(missing)} tensors missing, "
+            f"{len(wrong)} of another shape, e.g. {example}); same model and variant?"
+        )
+    head = "head.fc.weight"
+    replaced = None
+    if head in state and state[head].shape != ours[head].shape:
+        replaced = f"{state[head].shape[0]} -> {ours[head].shape[0]} classes"
+        state = {k: v for k, v in state.items() if k not in HEAD}
+    model.load_state_dict({k: v for k, v in state.items() if k in ours}, strict=False)
+    return replaced
