@@ -64,6 +64,15 @@ SetOpt = Annotated[
 ]
 
 
+InitFromOpt = Annotated[
+    str | None, typer.Option(help="Start from an enet checkpoint or a state dict (fine-tuning).")
+]
+PretrainedOpt = Annotated[
+    bool | None,
+    typer.Option("--pretrained", help="Start from torchvision's ImageNet weights (B0-B7)."),
+]
+
+
 @app.command("train", context_settings={"allow_interspersed_args": True})
 def train_cmd(
     config: ConfigOpt = None,
@@ -105,14 +114,8 @@ def train_cmd(
     compile: Annotated[
         bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")
     ] = None,
-    init_from: Annotated[
-        str | None,
-        typer.Option(help="Start from an enet checkpoint or a state dict (fine-tuning)."),
-    ] = None,
-    pretrained: Annotated[
-        bool | None,
-        typer.Option("--pretrained", help="Start from torchvision's ImageNet weights (B0-B7)."),
-    ] = None,
+    init_from: InitFromOpt = None,
+    pretrained: PretrainedOpt = None,
     nproc_per_node: Annotated[int, typer.Option(help="Ranks on this machine (torchrun).")] = 1,
     nnodes: Annotated[int, typer.Option(help="Machines (torchrun).")] = 1,
     node_rank: Annotated[int, typer.Option(help="This machine's rank (torchrun).")] = 0,
