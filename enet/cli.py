@@ -68,8 +68,7 @@ InitFromOpt = Annotated[
     str | None, typer.Option(help="Start from an enet checkpoint or a state dict (fine-tuning).")
 ]
 PretrainedOpt = Annotated[
-    bool | None,
-    typer.Option("--pretrained", help="Start from torchvision's ImageNet weights (B0-B7)."),
+    bool, typer.Option("--pretrained", help="Start from torchvision's ImageNet weights (B0-B7).")
 ]
 
 
@@ -115,7 +114,7 @@ def train_cmd(
         bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")
     ] = None,
     init_from: InitFromOpt = None,
-    pretrained: PretrainedOpt = None,
+    pretrained: PretrainedOpt = False,
     nproc_per_node: Annotated[int, typer.Option(help="Ranks on this machine (torchrun).")] = 1,
     nnodes: Annotated[int, typer.Option(help="Machines (torchrun).")] = 1,
     node_rank: Annotated[int, typer.Option(help="This machine's rank (torchrun).")] = 0,
@@ -148,7 +147,7 @@ def train_cmd(
         "train.precision": precision,
         "train.compile": compile,
         "train.init_from": init_from,
-        "train.pretrained": pretrained,
+        "train.pretrained": pretrained or None,
     }
     cfg = resolve_train_config(str(config) if config else None, flags, set_)
     fit(cfg, console=console)
