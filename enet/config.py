@@ -153,6 +153,9 @@ class TrainConfig:
     """Start from torchvision's ImageNet weights (EfficientNet B0-B7)."""
     ema_decay: float | None = None
     """Exponential moving average of the weights, per optimiser step (e.g. 0.999); None: off."""
+    grad_checkpointing: bool = False
+    """Recompute each stage's activations in the backward pass instead of keeping them: less
+    memory (EfficientNet B4-B7 at their own resolutions), one more forward per step."""
     sync_bn: bool = False
     """SyncBatchNorm across ranks."""
     save_every_steps: int | None = None

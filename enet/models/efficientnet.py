@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import ClassifierHead, ConvBnAct, SqueezeExcite, drop_connect, make_divisible
+from .layers import ClassifierHead, ConvBnAct, SqueezeExcite, Stages, drop_connect, make_divisible
 
 # ---------------------------------------------------------------------------------------------
 # blocks
@@ -85,7 +85,7 @@ class EfficientNet(nn.Module):
         super().__init__()
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
         self.stem = ConvBnAct(3, stem_channels, 3, stride=2, **bn)
-        self.stages = nn.Sequential(*[nn.Sequential(*blocks) for blocks in stages])
+        self.stages = Stages(*[nn.Sequential(*blocks) for blocks in stages])
         last_channels = stages[-1][-1].project.conv.out_channels
         self.head_conv = ConvBnAct(last_channels, head_channels, 1, **bn)
         self.head = ClassifierHead(head_channels, num_classes, dropout, msd_samples)

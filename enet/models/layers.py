@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from ..choices import ACTIVATIONS
@@ -172,3 +173,19 @@ class MaxBlurPool(nn.Module):
         channels = x.shape[1]
         kernel = self.kernel.to(x.dtype).expand(channels, 1, 3, 3)
         return F.conv2d(x, kernel, padding=1, stride=self.stride, groups=channels)
+
+
+class Stages(nn.Sequential):
+    """A model's stages in order; with gradient checkpointing on (`checkpointed = True`, in
+    training) each stage keeps only its input and recomputes its activations in the backward
+    pass: less memory for one more forward per step. RNG state is restored for the
+    recomputation, so drop-connect draws the same masks."""
+
+    checkpointed = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.checkpointed and self.training and torch.is_grad_enabled()):
+            return super().forward(x)
+        for stage in self:
+            x = torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
+        return x

@@ -27,6 +27,7 @@ from .layers import (
     MaxBlurPool,
     SimpleSelfAttention,
     SqueezeExcite,
+    Stages,
     make_act,
 )
 
@@ -136,7 +137,7 @@ class XResNet(nn.Module):
                 blocks.append(ResBlock(expansion, in_channels, width, stride, act, kind, sa=attend))
                 in_channels = width * expansion
             stages.append(nn.Sequential(*blocks))
-        self.stages = nn.Sequential(*stages)
+        self.stages = Stages(*stages)
         self.head = ClassifierHead(in_channels, num_classes, dropout, msd_samples)
         self.reset_parameters()
 

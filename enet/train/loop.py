@@ -287,6 +287,7 @@ def _build_model(cfg: Config, env: distributed.DistEnv, num_classes: int, precis
     model.to(env.device, memory_format=memory_format)
     if t.sync_bn and env.distributed:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.stages.checkpointed = t.grad_checkpointing
     init = initialise(model, cfg.model.name, t.pretrained, t.init_from)
     ema = EMA(model, t.ema_decay) if t.ema_decay else None
     optimizer = build_optimizer(cfg.optim, model)
