@@ -115,6 +115,21 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
+def open_checkpoint(checkpoint: str, ema: bool = False):
+    """A checkpoint file or run folder -> (path, config, classes, the weights to use: the EMA's
+    with `ema`, the step it was saved at), each problem one clear error; eval, predict and
+    export read checkpoints through it."""
+    path = resolve_checkpoint(checkpoint)
+    ckpt = load_checkpoint(path)
+    if "model" not in ckpt or "config" not in ckpt:
+        raise EnetError(f"{path} is not an enet checkpoint (no model or config)")
+    if ema and ckpt.get("ema") is None:
+        raise EnetError(f"{path} has no EMA weights (train with --set train.ema_decay=0.999)")
+    weights = ckpt["ema"] if ema else ckpt["model"]
+    step = ckpt.get("position", {}).get("step")
+    return path, config_from_dict(ckpt["config"]), list(ckpt["classes"]), weights, step
+
+
 def eval_folder(checkpoint: Path, res: int, tta: bool, ema: bool, data: str | None) -> Path:
     """<run>/eval/<checkpoint>-<res>px[-tta][-ema][-<data>]: one folder per set of options, so a
     second evaluation never replaces another's files."""
@@ -146,20 +161,13 @@ def run_eval(
         raise EnetError(f"--res must be >= 16 pixels, got {res}")
     if batch_size is not None and batch_size < 1:
         raise EnetError(f"--batch-size must be >= 1, got {batch_size}")
-    path = resolve_checkpoint(checkpoint)
-    ckpt = load_checkpoint(path)
-    if "model" not in ckpt or "config" not in ckpt:
-        raise EnetError(f"{path} is not an enet checkpoint (no model or config)")
-    cfg = config_from_dict(ckpt["config"])
-    classes = list(ckpt["classes"])
+    path, cfg, classes, weights, step = open_checkpoint(checkpoint, ema)
     eval_res = res or cfg.data.eval_res or resolve_resolution(cfg)
     out_dir = Path(out) if out else eval_folder(path, eval_res, tta, ema, data)
     options = dict(
         checkpoint=str(path), data=str(data or cfg.data.data), res=eval_res, tta=tta, ema=ema
     )
     _check_out(out_dir, options, overwrite)
-    if ema and ckpt.get("ema") is None:
-        raise EnetError(f"{path} has no EMA weights (train with --set train.ema_decay=0.999)")
     dev = resolve_device(device)
     retain_on_cpu(dev, cfg.train.retain_cpu_memory)
     val, data_classes = build_eval_loader(
@@ -173,7 +181,7 @@ def run_eval(
         channels_last=cfg.train.channels_last,
     )
     _check_classes(classes, data_classes)
-    model = load_model(cfg, ckpt["ema"] if ema else ckpt["model"], len(classes), dev)
+    model = load_model(cfg, weights, len(classes), dev)
     with _progress(console, f"evaluating {val.num_samples} images") as on_batch:
         result = evaluate(
             model,
@@ -185,7 +193,7 @@ def run_eval(
             confusion=True,
             on_batch=on_batch,
         )
-    record = report.eval_record(result, classes, options, step=ckpt.get("position", {}).get("step"))
+    record = report.eval_record(result, classes, options, step=step)
     title = (
         f"{cfg.model.name} on {options['data']} ({result.count} images, {eval_res}px"
         f"{', TTA' if tta else ''}{', EMA' if ema else ''})"

@@ -20,12 +20,10 @@ from pathlib import Path
 import torch
 
 from .choices import EXPORT_FORMATS, one_of
-from .config import config_from_dict
 from .errors import EnetError
-from .evaluate import load_model, resolve_checkpoint
+from .evaluate import load_model, open_checkpoint
 from .fileio import FILE_MODE
 from .settings import resolve_resolution
-from .train.checkpoint import load_checkpoint
 
 
 def export(
@@ -36,17 +34,8 @@ def export(
         raise EnetError(f"--format must be {one_of(EXPORT_FORMATS)}, got {fmt!r}")
     if res is not None and res < 16:
         raise EnetError(f"--res must be >= 16 pixels, got {res}")
-    path = resolve_checkpoint(checkpoint)
-    ckpt = load_checkpoint(path)
-    if "model" not in ckpt or "config" not in ckpt:
-        raise EnetError(f"{path} is not an enet checkpoint (no model or config)")
-    if ema and ckpt.get("ema") is None:
-        raise EnetError(f"{path} has no EMA weights (train with --set train.ema_decay=0.999)")
-    cfg = config_from_dict(ckpt["config"])
-    classes = list(ckpt["classes"])
-    model = load_model(
-        cfg, ckpt["ema"] if ema else ckpt["model"], len(classes), torch.device("cpu")
-    )
+    path, cfg, classes, weights, _ = open_checkpoint(checkpoint, ema)
+    model = load_model(cfg, weights, len(classes), torch.device("cpu"))
     model = model.eval().to(memory_format=torch.contiguous_format)
     res = res or cfg.data.eval_res or resolve_resolution(cfg)
     example = torch.zeros(2, 3, res, res)

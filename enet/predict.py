@@ -11,16 +11,14 @@ from pathlib import Path
 import torch
 
 from .class_names import display_name
-from .config import config_from_dict
 from .data.checks import decode_problem
 from .data.common import Normalizer
 from .data.datasets import IMAGE_EXTENSIONS
 from .data.torch_loader import eval_image
 from .errors import EnetError
-from .evaluate import load_model, resolve_checkpoint
+from .evaluate import load_model, open_checkpoint
 from .fileio import write_text_atomic
 from .settings import autocast_dtype, resolve_precision, resolve_resolution
-from .train.checkpoint import load_checkpoint
 from .train.distributed import resolve_device
 
 BATCH = 32
@@ -55,16 +53,9 @@ def predict(
         raise EnetError(f"--top-k must be >= 1, got {top_k}")
     if res is not None and res < 16:
         raise EnetError(f"--res must be >= 16 pixels, got {res}")
-    path = resolve_checkpoint(checkpoint)
-    ckpt = load_checkpoint(path)
-    if "model" not in ckpt or "config" not in ckpt:
-        raise EnetError(f"{path} is not an enet checkpoint (no model or config)")
-    if ema and ckpt.get("ema") is None:
-        raise EnetError(f"{path} has no EMA weights (train with --set train.ema_decay=0.999)")
-    cfg = config_from_dict(ckpt["config"])
-    classes = list(ckpt["classes"])
+    path, cfg, classes, weights, _ = open_checkpoint(checkpoint, ema)
     dev = resolve_device(device)
-    model = load_model(cfg, ckpt["ema"] if ema else ckpt["model"], len(classes), dev).eval()
+    model = load_model(cfg, weights, len(classes), dev).eval()
     res = res or cfg.data.eval_res or resolve_resolution(cfg)
     resize_to = int(round(res / cfg.data.crop_pct))
     normalize = Normalizer(dev, cfg.train.channels_last)
