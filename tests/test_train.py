@@ -556,3 +556,19 @@ def test_sigusr1_saves_exits_for_requeue_and_resumes_exactly(tmp_path):
     a, b = _final(full), _final(stopped)
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
+
+
+def test_loss_window_reads_once_and_names_the_first_bad_step():
+    from enet.train.window import LossWindow
+
+    window = LossWindow(torch.device("cpu"))
+    for step, loss in enumerate([1.0, 2.0, float("nan"), float("inf"), 3.0], start=11):
+        window.add(step, torch.tensor(loss))
+    result = window.read(stop=False, world_size=1)
+    assert (result.steps, result.first_step, result.first_bad) == (5, 11, 13)
+    assert result.failed and not result.stop
+    assert result.loss_total == 6.0  # the finite losses
+    window.add(16, torch.tensor(4.0))
+    again = window.read(stop=True, world_size=1)  # the window starts afresh
+    assert (again.steps, again.first_step, again.mean_loss) == (1, 16, 4.0)
+    assert again.stop and not again.failed

@@ -49,6 +49,52 @@ class TrainPlan:
         return seed_of(self.seed, epoch, batch, self.rank)
 
 
+RES_MULTIPLE = 32  # progressive resizing moves in steps of the networks' total stride
+
+
+@dataclass
+class Resolutions:
+    """The training resolution of each batch: `res`, or with progressive resizing (`min_res` >
+    0) `min_res` until the fraction `ramp_start` of the run's batches, rising linearly to `res`
+    at `ramp_end`, rounded down to a multiple of RES_MULTIPLE (and never below `min_res`).
+
+    Steps of 32 px: EfficientNet and XResNet reduce by 32, so every size keeps whole feature
+    maps, and few sizes mean few cuDNN autotunings and `torch.compile` recompilations (FFCV's
+    progressive resizing rounds to 32 for the same reason). The size is a function of the batch's
+    place in the run, so a resumed run sees the same sizes; `total` (micro-batches in the run)
+    is set by the training loop, again whenever a time budget refits the run's length.
+    """
+
+    res: int
+    min_res: int = 0
+    ramp_start: float = 0.0
+    ramp_end: float = 0.0
+    total: int = 1
+
+    @property
+    def progressive(self) -> bool:
+        return 0 < self.min_res < self.res
+
+    def at(self, index: int, total: int | None = None) -> int:
+        """The size of the run's batch `index` (0-based, counted over epochs)."""
+        return int(self.sizes(np.array([index]), total or self.total)[0])
+
+    def sizes(self, indices: np.ndarray, total: int) -> np.ndarray:
+        if not self.progressive:
+            return np.full(len(indices), self.res, dtype=np.int64)
+        fraction = np.asarray(indices, dtype=np.float64) / max(total, 1)
+        span = (fraction - self.ramp_start) / max(self.ramp_end - self.ramp_start, 1e-9)
+        size = self.min_res + np.clip(span, 0.0, 1.0) * (self.res - self.min_res)
+        stepped = np.maximum(self.min_res, size.astype(np.int64) // RES_MULTIPLE * RES_MULTIPLE)
+        return np.where(fraction >= self.ramp_end, self.res, stepped)
+
+    def areas(self, first: int, total: int) -> np.ndarray:
+        """(size / res)^2 of the batches first .. total-1 when the run has `total`: the cost of
+        each relative to a full-size batch (a step's time goes with its pixels)."""
+        sizes = self.sizes(np.arange(first, total), total).astype(np.float64)
+        return (sizes / self.res) ** 2
+
+
 def seed_of(*parts: int) -> int:
     """A 63-bit seed from a tuple of integers (numpy's SeedSequence mixes them well)."""
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> 1)

@@ -54,6 +54,7 @@ from .position import Position
 from .progress import Reporter
 from .run_folder import RunFolder, environment
 from .schedule import make_schedule
+from .window import LossWindow
 
 # With a time budget: steps left out of the step time (worker start, DALI's build, cuDNN's
 # autotuning, torch.compile), then steady steps timed before the schedule's length is first
@@ -422,10 +423,13 @@ def _timed(loader, pos: Position):
 
 
 def _train_epoch(run: Run, signals: StopSignals) -> None:
-    """Optimiser steps until the epoch (or the run) ends; micro-batches accumulate."""
+    """Optimiser steps until the epoch (or the run) ends; micro-batches accumulate. Losses stay
+    on the device until a check reads them (`_after_step`); the epoch's last steps are read
+    before it ends."""
     t, pos = run.cfg.train, run.pos
     run.model.train()
     run.epoch_start = time.perf_counter()
+    window = LossWindow(run.device)
     accumulated = torch.zeros((), device=run.device)
     step_start = time.perf_counter()
     for images, labels in _timed(run.train_loader, pos):
@@ -440,14 +444,16 @@ def _train_epoch(run: Run, signals: StopSignals) -> None:
         if not last_micro:
             continue
         _optimizer_step(run)
-        step_loss = accumulated.item() / t.accum_steps
-        accumulated.zero_()
+        window.add(pos.step + 1, accumulated / t.accum_steps)
+        accumulated = torch.zeros((), device=run.device)
         global_batch = t.batch_size * t.accum_steps * run.env.world_size
-        pos.add_step(time.perf_counter() - step_start, global_batch, step_loss)
-        _after_step(run, signals, step_loss, lr)
+        pos.add_step(time.perf_counter() - step_start, global_batch)
+        _after_step(run, signals, window, lr)
         if pos.step >= pos.total_steps:
             break
         step_start = time.perf_counter()
+    if window.steps:
+        _check(run, window, signals, lr)
 
 
 def _forward_backward(run: Run, images, labels, last_micro: bool) -> torch.Tensor:
@@ -479,21 +485,20 @@ def _optimizer_step(run: Run) -> None:
         run.ema.update(run.raw_model)
 
 
-def _after_step(run: Run, signals: StopSignals, step_loss: float, lr: float) -> None:
-    """Checks (non-finite loss, stop signal: one collective), progress, the time budget's
-    calibration, periodic and stop-time checkpoints."""
+def _after_step(run: Run, signals: StopSignals, window: LossWindow, lr: float) -> None:
+    """Progress, the time budget's calibration, and every `log_every_steps` (or before a
+    checkpoint, or at once on a stop signal in a single process) the check: non-finite loss
+    and stop signal in one collective. A checkpoint is written only after a clean check."""
     t, pos, out = run.cfg.train, run.pos, run.out
-    bad, stop = _any_ranks([not math.isfinite(step_loss), signals.received is not None], run.env)
-    if bad:
-        raise TrainingFailed(
-            f"the loss became non-finite ({step_loss}) at step {pos.step} "
-            f"(epoch {pos.epoch + 1}); the last good checkpoint stays at "
-            f"{out.last if out.last.exists() else '(none saved yet)'}; try a lower --lr"
-        )
-    run.reporter.step(pos.step, pos.epoch + 1, step_loss, lr, pos.current.img_per_s)
+    save_due = bool(t.save_every_steps and pos.step % t.save_every_steps == 0)
+    stop_now = signals.received is not None and not run.env.distributed
+    stop = False
+    if pos.step % t.log_every_steps == 0 or save_due or stop_now:
+        stop = _check(run, window, signals, lr)
+    run.reporter.advance(pos.step, pos.epoch + 1, pos.current.img_per_s)
     if t.minutes and not pos.calibrated:
         _calibrate(run)
-    if (t.save_every_steps and pos.step % t.save_every_steps == 0) or stop:
+    if save_due or stop:
         pos.wall_s = time.perf_counter() - run.run_start
         save(run, out.last)
     if stop:
@@ -503,6 +508,22 @@ def _after_step(run: Run, signals: StopSignals, step_loss: float, lr: float) -> 
             f"stopped by {name} at step {pos.step}; saved {out.last}; "
             f"continue with: enet train --out {out.path} --resume",
         )
+
+
+def _check(run: Run, window: LossWindow, signals: StopSignals, lr: float) -> bool:
+    """Read the window (one synchronisation): fail on a non-finite loss, report the loss,
+    return whether any rank was asked to stop."""
+    pos, out = run.pos, run.out
+    result = window.read(signals.received is not None, run.env.world_size)
+    if result.failed:
+        raise TrainingFailed(
+            f"the loss became non-finite at step {int(result.first_bad)} (epoch "
+            f"{pos.epoch + 1}; checked at step {pos.step}); the last good checkpoint stays at "
+            f"{out.last if out.last.exists() else '(none saved yet)'}; try a lower --lr"
+        )
+    pos.add_losses(result.loss_total)
+    run.reporter.step(pos.step, pos.epoch + 1, result.mean_loss, lr, pos.current.img_per_s)
+    return result.stop
 
 
 # ---------------------------------------------------------------------------------------------
@@ -570,7 +591,7 @@ def _end_epoch(run: Run) -> None:
         "epoch": pos.epoch,
         "step": pos.step,
         "lr": run.lr_at(max(pos.step - 1, 0)),
-        "train_loss": _mean_over_ranks(current.loss_sum, current.loss_count, run.env),
+        "train_loss": current.loss_sum / max(current.loss_count, 1),
         "val_loss": result.loss,
         "top1": result.top1,
         "top5": result.top5,
@@ -693,18 +714,6 @@ def _fit_budget(
         dist.all_reduce(t, op=dist.ReduceOp.MIN)
         total = int(t.item())
     return total
-
-
-def _any_ranks(flags: list[bool], env) -> list[bool]:
-    if not env.distributed:
-        return flags
-    values = distributed.all_reduce_sum([float(f) for f in flags], env)
-    return [v > 0 for v in values]
-
-
-def _mean_over_ranks(total: float, count: int, env) -> float:
-    total, count = distributed.all_reduce_sum([total, float(count)], env)
-    return total / max(count, 1)
 
 
 def _gather(obj, env) -> list:

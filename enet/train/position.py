@@ -16,13 +16,12 @@ class Totals:
     train_s: float = 0.0  # training steps only
     data_wait_s: float = 0.0  # of train_s, spent waiting for the loader's next batch
     images: int = 0  # training images seen (all ranks)
-    loss_sum: float = 0.0
-    loss_count: int = 0
+    loss_sum: float = 0.0  # the step losses (mean over ranks), added at each check
+    loss_count: int = 0  # optimiser steps
 
-    def add_step(self, seconds: float, images: int, loss: float) -> None:
+    def add_step(self, seconds: float, images: int) -> None:
         self.train_s += seconds
         self.images += images
-        self.loss_sum += loss
         self.loss_count += 1
 
     @property
@@ -45,10 +44,15 @@ class Position:
         self.run.data_wait_s += seconds
         self.current.data_wait_s += seconds
 
-    def add_step(self, seconds: float, images: int, loss: float) -> None:
+    def add_step(self, seconds: float, images: int) -> None:
         self.step += 1
-        self.run.add_step(seconds, images, loss)
-        self.current.add_step(seconds, images, loss)
+        self.run.add_step(seconds, images)
+        self.current.add_step(seconds, images)
+
+    def add_losses(self, total: float) -> None:
+        """The summed losses of the steps since the last check (read from the device then)."""
+        self.run.loss_sum += total
+        self.current.loss_sum += total
 
     def state(self) -> dict:
         return asdict(self)

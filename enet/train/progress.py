@@ -85,7 +85,13 @@ class Reporter:
         if self.progress is not None:
             self.progress.update(self.task, total=total_steps)
 
+    def advance(self, step: int, epoch: int, img_per_s: float) -> None:
+        """Every step: the live bar moves (the loss shown is the last one read)."""
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step, epoch=epoch, ips=img_per_s)
+
     def step(self, step: int, epoch: int, loss: float, lr: float, img_per_s: float) -> None:
+        """At each check: `loss` is the mean over the steps since the last one."""
         if not self.enabled:
             return
         if self.writer is not None and step % self.log_every == 0:
