@@ -85,6 +85,13 @@ class DataConfig:
     """Evaluation centre crop: resize the shorter side to eval_res / crop_pct, then crop."""
     workers: int | None = None
     """Loader worker processes (torch) or threads (DALI); None: the CPU count, at most 8."""
+    min_res: int = 0
+    """Progressive resizing: train at this resolution first (0: off), rising to res in steps
+    of 32 px between the fractions ramp_start and ramp_end of the run's steps."""
+    ramp_start: float = 0.25
+    """Progressive resizing: the fraction of the run's steps where the size starts rising."""
+    ramp_end: float = 0.75
+    """Progressive resizing: the fraction of the run's steps from which the size is res."""
 
 
 @dataclass(frozen=True)
@@ -360,23 +367,7 @@ def validate(cfg: Config) -> None:
         f"model.pool applies to XResNet only, not {m.name}",
     )
     _check(m.msd_samples >= 1, f"model.msd_samples must be >= 1, got {m.msd_samples}")
-    _check(
-        d.data == "mini" or d.data in NAMED_DATASETS or Path(d.data).expanduser().is_dir(),
-        f"data.data (--data): {d.data!r} is no folder and no dataset name "
-        f"(mini, {', '.join(NAMED_DATASETS)})",
-    )
-    _check(d.res is None or d.res >= 16, f"data.res must be >= 16 pixels, got {d.res}")
-    _check(
-        d.eval_res is None or d.eval_res >= 16,
-        f"data.eval_res must be >= 16 pixels, got {d.eval_res}",
-    )
-    _check(d.randaugment_n >= 0, f"data.randaugment_n must be >= 0, got {d.randaugment_n}")
-    _check(
-        0 <= d.randaugment_m <= 30, f"data.randaugment_m must be in 0..30, got {d.randaugment_m}"
-    )
-    _check(0 < d.min_scale <= 1, f"data.min_scale must be in (0, 1], got {d.min_scale}")
-    _check(0 < d.crop_pct <= 1, f"data.crop_pct must be in (0, 1], got {d.crop_pct}")
-    _check(d.workers is None or d.workers >= 0, f"data.workers must be >= 0, got {d.workers}")
+    _validate_data(d)
     _check(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
     _check(o.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {o.weight_decay}")
     _check(0 <= o.momentum < 1, f"optim.momentum must be in [0, 1), got {o.momentum}")
@@ -409,6 +400,34 @@ def validate(cfg: Config) -> None:
         f"train.save_every_steps must be >= 1, got {t.save_every_steps}",
     )
     _check(t.log_every_steps >= 1, f"train.log_every_steps must be >= 1, got {t.log_every_steps}")
+
+
+def _validate_data(d: DataConfig) -> None:
+    _check(
+        d.data == "mini" or d.data in NAMED_DATASETS or Path(d.data).expanduser().is_dir(),
+        f"data.data (--data): {d.data!r} is no folder and no dataset name "
+        f"(mini, {', '.join(NAMED_DATASETS)})",
+    )
+    _check(d.res is None or d.res >= 16, f"data.res must be >= 16 pixels, got {d.res}")
+    _check(
+        d.eval_res is None or d.eval_res >= 16,
+        f"data.eval_res must be >= 16 pixels, got {d.eval_res}",
+    )
+    _check(d.randaugment_n >= 0, f"data.randaugment_n must be >= 0, got {d.randaugment_n}")
+    _check(
+        0 <= d.randaugment_m <= 30, f"data.randaugment_m must be in 0..30, got {d.randaugment_m}"
+    )
+    _check(0 < d.min_scale <= 1, f"data.min_scale must be in (0, 1], got {d.min_scale}")
+    _check(0 < d.crop_pct <= 1, f"data.crop_pct must be in (0, 1], got {d.crop_pct}")
+    _check(d.workers is None or d.workers >= 0, f"data.workers must be >= 0, got {d.workers}")
+    _check(
+        d.min_res == 0 or d.min_res >= 16, f"data.min_res must be 0 (off) or >= 16, got {d.min_res}"
+    )
+    _check(
+        0 <= d.ramp_start <= d.ramp_end <= 1,
+        f"data.ramp_start and ramp_end need 0 <= start <= end <= 1, got {d.ramp_start}, "
+        f"{d.ramp_end}",
+    )
 
 
 def to_yaml(cfg: Config) -> str:

@@ -16,7 +16,7 @@ from datasets_util import CLASS_COLOURS, broken_dataset, indexed_val_dataset, so
 
 from enet.data import build_loaders, dali_status
 from enet.data.checks import decode_problem, quick_problem
-from enet.data.common import IMAGENET_MEAN, IMAGENET_STD, TrainPlan, eval_shard
+from enet.data.common import IMAGENET_MEAN, IMAGENET_STD, Resolutions, TrainPlan, eval_shard
 from enet.data.datasets import NAMED_DATASETS, index_dataset, resolve_data
 from enet.data.download import download_dataset
 from enet.errors import EnetError
@@ -198,6 +198,42 @@ def test_resume_mid_epoch_gives_the_same_batches(backend):
     got = take(resumed, 5)
     for (xa, ya), (xb, yb) in zip(expected, got, strict=True):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_resolutions_ramp_in_steps_of_32():
+    sizes = Resolutions(224, min_res=128, ramp_start=0.25, ramp_end=0.75, total=100)
+    got = [sizes.at(i) for i in range(100)]
+    assert got[:26] == [128] * 26 and got[75:] == [224] * 25
+    assert sorted(set(got)) == [128, 160, 192, 224] and got == sorted(got)
+    assert all(s % 32 == 0 for s in got)
+    assert Resolutions(224).at(0) == 224 and not Resolutions(224).progressive
+    areas = sizes.areas(0, 100)
+    assert areas[0] == (128 / 224) ** 2 and areas[-1] == 1.0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_progressive_resizing_changes_the_size_batch_by_batch(backend):
+    """Both loaders give each batch the size its place in the run calls for, across epochs,
+    and a loader resumed mid-ramp continues with the same batches."""
+    options = dict(loader=backend, workers=1, seed=3, min_res=32, ramp=(0.2, 0.8))
+    train, _, _ = build_loaders("mini", 96, 16, **options)  # 15 batches per epoch
+    train.sizes.total = 4 * len(train)
+    seen, state = [], None
+    for _epoch in range(4):
+        for images, _ in train:
+            seen.append(images.shape[-1])
+            assert images.shape[-2:] == (seen[-1], seen[-1])
+            if len(seen) == 27:
+                state, after = train.state_dict(), []
+            elif state is not None and len(after) < 3:
+                after.append(images)
+    assert seen == [train.sizes.at(i) for i in range(60)]
+    assert set(seen) == {32, 64, 96}
+    resumed, _, _ = build_loaders("mini", 96, 16, **options)
+    resumed.sizes.total = 4 * len(train)
+    resumed.load_state_dict(state)
+    for expected, (got, _) in zip(after, resumed, strict=False):
+        assert torch.equal(expected, got)
 
 
 def test_resume_with_the_other_backend_is_refused():

@@ -292,7 +292,9 @@ def test_short_run_lowers_the_loss_and_writes_the_run_folder(tmp_path):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_resume_after_sigkill_mid_epoch_is_bitwise_identical(tmp_path, backend):
+    # progressive resizing on: 16 px until 75% of the run (killed at 60%), then 32 px
     args = [*QUICK, "--loader", backend, "--set", "train.save_every_steps=4"]
+    args += ["--set", "data.min_res=16", "--set", "data.ramp_start=0.5"]
     full = tmp_path / "full"
     run_enet("train", *args, "--out", str(full), check=True)
 
@@ -324,6 +326,7 @@ def test_resume_after_sigkill_mid_epoch_is_bitwise_identical(tmp_path, backend):
     for x, y in zip(a_m, b_m, strict=True):  # the same losses, epoch by epoch
         x, y = json.loads(x), json.loads(y)
         assert (x["train_loss"], x["top1"]) == (y["train_loss"], y["top1"])
+    assert [json.loads(x)["res"] for x in a_m] == [16, 32]  # the sizes did change
 
 
 def test_sigterm_saves_and_exits(tmp_path):
@@ -434,11 +437,13 @@ def test_resolved_config_is_saved_and_resume_needs_out(tmp_path):
         build_config(None, {"train.precision": "fp64"})
 
 
-def test_minutes_budget_fits_the_schedule(tmp_path):
+@pytest.mark.parametrize("resizing", [[], ["--set", "data.min_res=16"]], ids=["fixed", "ramp"])
+def test_minutes_budget_fits_the_schedule(tmp_path, resizing):
     out = tmp_path / "run"
     run_enet(
         "train",
         *TINY,
+        *resizing,
         "--batch-size",
         "16",
         "--minutes",

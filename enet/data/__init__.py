@@ -10,7 +10,7 @@ import torch
 
 from ..choices import CROPS, LOADERS
 from ..errors import EnetError
-from .common import TrainPlan
+from .common import Resolutions, TrainPlan
 from .datasets import DatasetIndex, index_dataset, resolve_data
 
 
@@ -46,6 +46,8 @@ def build_loaders(
     channels_last: bool = False,
     eval_batch_size: int | None = None,
     randaugment_impl: str = "auto",
+    min_res: int = 0,
+    ramp: tuple[float, float] = (0.25, 0.75),
 ):
     """-> (train_loader, val_loader, classes).
 
@@ -58,9 +60,12 @@ def build_loaders(
     leaderboard used it). `randaugment=(n, m)`: n operations at magnitude bin m of 31
     (torchvision's convention); n = 0 turns it off. `randaugment_impl` (DALI backend): "auto"
     runs DALI's own RandAugment on the GPU and enet's batched one on the CPU (several times
-    faster there); "dali" or "enet" force one.
+    faster there); "dali" or "enet" force one. Progressive resizing: `min_res` > 0 trains at
+    `min_res` until the fraction ramp[0] of the run, rising to `res` by ramp[1]
+    (common.Resolutions; the training loop sets the run's length on `train.sizes`).
     """
     _check_train_args(min_scale, crop, randaugment, randaugment_impl)
+    sizes = _resolutions(res, min_res, ramp)
     s = _prepare(data, loader, res, batch_size, device, workers, crop_pct)
     plan = TrainPlan(len(s.index.train), batch_size, seed, rank, world_size)
     if len(plan) == 0:
@@ -80,12 +85,12 @@ def build_loaders(
         from .dali import DaliTrainLoader
 
         train = DaliTrainLoader(
-            s.index.train, plan, res, randaugment_impl=randaugment_impl, **options
+            s.index.train, plan, sizes, randaugment_impl=randaugment_impl, **options
         )
     else:
         from .torch_loader import TorchTrainLoader
 
-        train = TorchTrainLoader(s.index.train, plan, res, **options)
+        train = TorchTrainLoader(s.index.train, plan, sizes, **options)
     train.backend_note, train.skipped = s.note, len(s.index.skipped)
     val = _eval_loader(
         s, eval_res or res, eval_batch_size or batch_size, crop_pct, rank, world_size,
@@ -149,6 +154,15 @@ def _check_train_args(min_scale: float, crop: str, randaugment, randaugment_impl
         raise EnetError(f"randaugment (n, m) needs n >= 0 and 0 <= m <= 30, got {randaugment}")
     if randaugment_impl not in ("auto", "dali", "enet"):
         raise EnetError(f"randaugment_impl must be auto, dali or enet, got {randaugment_impl!r}")
+
+
+def _resolutions(res: int, min_res: int, ramp: tuple[float, float]) -> Resolutions:
+    if min_res and not 16 <= min_res < res:
+        raise EnetError(f"min_res must be 0 (off) or 16 .. res-1 (res {res}), got {min_res}")
+    start, end = ramp
+    if not 0.0 <= start <= end <= 1.0:
+        raise EnetError(f"the resizing ramp needs 0 <= ramp_start <= ramp_end <= 1, got {ramp}")
+    return Resolutions(res, min_res, start, end)
 
 
 def _eval_loader(s: _Setup, res, batch_size, crop_pct, rank, world_size, channels_last):

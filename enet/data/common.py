@@ -136,12 +136,14 @@ class TrainLoaderBase:
 
     `state_dict()` after consuming batch b of epoch e says (e, b + 1), so a resumed loader
     starts with the next batch; backends add what they need to reproduce their randomness.
+    `sizes` gives each batch's resolution (progressive resizing; the loop sets its `total`).
     """
 
     backend = "?"
 
-    def __init__(self, plan: TrainPlan) -> None:
+    def __init__(self, plan: TrainPlan, sizes: Resolutions) -> None:
         self.plan = plan
+        self.sizes = sizes
         self.epoch = 0
         self.batch = 0
         self.backend_note = self.backend  # why this backend (build_loaders says)

@@ -20,7 +20,14 @@ import numpy as np
 import torch
 
 from ..errors import EnetError
-from .common import EvalLoaderBase, Normalizer, TrainLoaderBase, TrainPlan, seed_of
+from .common import (
+    EvalLoaderBase,
+    Normalizer,
+    Resolutions,
+    TrainLoaderBase,
+    TrainPlan,
+    seed_of,
+)
 from .datasets import Split
 from .randaugment import rand_augment
 
@@ -79,7 +86,7 @@ class DaliTrainLoader(TrainLoaderBase):
         self,
         split: Split,
         plan: TrainPlan,
-        res: int,
+        sizes: Resolutions,
         *,
         min_scale: float,
         randaugment: tuple[int, int],
@@ -89,11 +96,11 @@ class DaliTrainLoader(TrainLoaderBase):
         randaugment_impl: str = "auto",
         crop: str = "random-resized",
     ) -> None:
-        super().__init__(plan)
+        super().__init__(plan, sizes)
         self.crop = crop
         self.files = split.files
         self.labels = np.asarray(split.labels, dtype=np.int64)
-        self.res, self.min_scale, self.device = res, min_scale, device
+        self.min_scale, self.device = min_scale, device
         self.workers = max(1, workers)  # DALI threads (0 workers means none for torch only)
         self.gpu = device.type == "cuda"
         use_ra = randaugment[0] > 0
@@ -111,9 +118,17 @@ class DaliTrainLoader(TrainLoaderBase):
         return self.plan.epoch_indices(epoch)
 
     def _source(self, info):
-        epoch, b = divmod(self._offset + info.iteration, len(self.plan))
+        """The batch's files, labels and size (per sample; progressive resizing changes it
+        from batch to batch without rebuilding the pipeline)."""
+        index = self._offset + info.iteration
+        epoch, b = divmod(index, len(self.plan))
         idx = self._epoch_indices(epoch)[b]
-        return [_read(self.files[i]) for i in idx], [self.labels[i : i + 1] for i in idx]
+        size = np.full(2, self.sizes.at(index), dtype=np.float32)
+        return (
+            [_read(self.files[i]) for i in idx],
+            [self.labels[i : i + 1] for i in idx],
+            [size] * len(idx),
+        )
 
     def _build(self, offset: int, checkpoint: bytes | None = None) -> None:
         from .dali_pipelines import quiet_dali_deprecations, train_pipeline
@@ -122,7 +137,6 @@ class DaliTrainLoader(TrainLoaderBase):
         with quiet_dali_deprecations():
             pipe = train_pipeline(
                 source=self._source,
-                res=self.res,
                 min_scale=self.min_scale,
                 gpu=self.gpu,
                 randaugment=self.dali_randaugment,

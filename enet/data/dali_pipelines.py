@@ -35,22 +35,24 @@ def quiet_dali_deprecations():
 
 
 @pipeline_def(enable_conditionals=True)
-def train_pipeline(source, res: int, min_scale: float, gpu: bool, randaugment, crop: str):
+def train_pipeline(source, min_scale: float, gpu: bool, randaugment, crop: str):
     """encoded JPEG/PNG -> random-resized-crop (decoding only the crop), or the whole image
-    resized to res x res (`crop="resize"`) [-> RandAugment] -> flip.
+    resized to size x size (`crop="resize"`) [-> RandAugment] -> flip.
 
-    Output: uint8 CHW images of res x res and int64 labels, on the GPU when `gpu`. (The flip
+    `source` gives (encoded, label, size) per sample: the size ([h, w], float32) can change from
+    batch to batch (progressive resizing) without rebuilding the pipeline.
+    Output: uint8 CHW images of size x size and int64 labels, on the GPU when `gpu`. (The flip
     comes last, fused with the layout change; RandAugment commutes with it up to the sign of
     its random shears, rotations and translations, which are symmetric.)
     `randaugment`: (n, m) to run DALI's own RandAugment inside the pipeline (fast on the GPU),
     None to leave it out (on the CPU enet's batched one runs after the pipeline instead).
     """
-    encoded, labels = fn.external_source(
+    encoded, labels, sizes = fn.external_source(
         source=source,
-        num_outputs=2,
+        num_outputs=3,
         batch=True,
         batch_info=True,
-        dtype=[types.UINT8, types.INT64],
+        dtype=[types.UINT8, types.INT64, types.FLOAT],
     )
     if crop == "resize":
         images = fn.decoders.image(encoded, device="mixed" if gpu else "cpu", output_type=types.RGB)
@@ -63,7 +65,7 @@ def train_pipeline(source, res: int, min_scale: float, gpu: bool, randaugment, c
             random_aspect_ratio=[3.0 / 4.0, 4.0 / 3.0],
             num_attempts=10,
         )
-    images = fn.resize(images, size=[res, res], interp_type=types.INTERP_LINEAR, antialias=True)
+    images = fn.resize(images, size=sizes, interp_type=types.INTERP_LINEAR, antialias=True)
     flip = fn.random.coin_flip(probability=0.5)
     if randaugment is not None:
         n, m = randaugment
@@ -73,7 +75,7 @@ def train_pipeline(source, res: int, min_scale: float, gpu: bool, randaugment, c
             images,
             n=n,
             m=m,
-            shape=[res, res],
+            shape=sizes,
             fill_value=0,
             interp_type=types.INTERP_NN,
             max_translate_rel=150.0 / 331.0,

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
 
 from .checks import JPEG_MAGIC
-from .common import EvalLoaderBase, Normalizer, TrainLoaderBase, TrainPlan
+from .common import EvalLoaderBase, Normalizer, Resolutions, TrainLoaderBase, TrainPlan
 from .datasets import Split
 from .randaugment import rand_augment
 
@@ -108,7 +108,6 @@ class _TrainBatches(Dataset):
         self,
         split: Split,
         plan: TrainPlan,
-        res: int,
         min_scale: float,
         randaugment: tuple[int, int],
         encoded_only: bool,
@@ -116,7 +115,7 @@ class _TrainBatches(Dataset):
     ) -> None:
         self.files = split.files
         self.labels = np.asarray(split.labels, dtype=np.int64)
-        self.plan, self.res, self.min_scale, self.crop = plan, res, min_scale, crop
+        self.plan, self.min_scale, self.crop = plan, min_scale, crop
         self.randaugment = randaugment
         self.encoded_only = encoded_only  # CUDA: decode later, on the GPU
 
@@ -124,24 +123,25 @@ class _TrainBatches(Dataset):
     def _epoch_indices(self, epoch: int) -> np.ndarray:
         return self.plan.epoch_indices(epoch)
 
-    def __getitem__(self, key: tuple[int, int]):
-        epoch, batch = key
+    def __getitem__(self, key: tuple[int, int, int]):
+        """(epoch, batch, size): the size is the loader's (progressive resizing)."""
+        epoch, batch, res = key
         idx = self._epoch_indices(epoch)[batch]
         seed = self.plan.batch_seed(epoch, batch)
         rng = np.random.default_rng(seed)
         labels = torch.from_numpy(self.labels[idx])
         if self.encoded_only:
-            return [self._encoded(self.files[i], rng) for i in idx], labels, seed
-        images = torch.stack([self._load(self.files[i], rng) for i in idx])
+            return [self._encoded(self.files[i], rng) for i in idx], labels, seed, res
+        images = torch.stack([self._load(self.files[i], res, rng) for i in idx])
         n, m = self.randaugment
         if n > 0:
             images = rand_augment(images, n, m, torch.Generator().manual_seed(seed))
         return images, labels
 
-    def _load(self, path: str, rng: np.random.Generator) -> torch.Tensor:
+    def _load(self, path: str, res: int, rng: np.random.Generator) -> torch.Tensor:
         image = _decode(read_file(path))
         top, left, h, w = train_box(image.shape[1], image.shape[2], self.crop, self.min_scale, rng)
-        image = TF.resized_crop(image, top, left, h, w, [self.res, self.res], antialias=True)
+        image = TF.resized_crop(image, top, left, h, w, [res, res], antialias=True)
         return image.flip(-1) if rng.random() < 0.5 else image
 
     def _encoded(self, path: str, rng: np.random.Generator):
@@ -163,7 +163,7 @@ class _TrainBatches(Dataset):
 
 
 class _Keys(Sampler):
-    """Yields (epoch, batch) for batch = start .. end-1; set before each pass."""
+    """Yields the keys of one pass (training: (epoch, batch, size)); set before each pass."""
 
     def __init__(self) -> None:
         self.keys: list = []
@@ -198,7 +198,7 @@ class TorchTrainLoader(TrainLoaderBase):
         self,
         split: Split,
         plan: TrainPlan,
-        res: int,
+        sizes: Resolutions,
         *,
         min_scale: float,
         randaugment: tuple[int, int],
@@ -207,18 +207,22 @@ class TorchTrainLoader(TrainLoaderBase):
         workers: int,
         crop: str = "random-resized",
     ) -> None:
-        super().__init__(plan)
+        super().__init__(plan, sizes)
         self.gpu_decode = device.type == "cuda"
-        self.res, self.randaugment, self.device = res, tuple(randaugment), device
+        self.randaugment, self.device = tuple(randaugment), device
         self.dataset = _TrainBatches(
-            split, plan, res, min_scale, self.randaugment, self.gpu_decode, crop
+            split, plan, min_scale, self.randaugment, self.gpu_decode, crop
         )
         self.keys = _Keys()
         self.loader = _dataloader(self.dataset, self.keys, workers, device)
         self.normalize = Normalizer(device, channels_last)
 
     def _iterate(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        self.keys.keys = [(epoch, b) for b in range(start, len(self.plan))]
+        # the sizes are fixed when the epoch starts (the workers run ahead of the loop)
+        first = epoch * len(self.plan)
+        self.keys.keys = [
+            (epoch, b, self.sizes.at(first + b)) for b in range(start, len(self.plan))
+        ]
         for item in self.loader:
             if self.gpu_decode:
                 images, labels = self._gpu_batch(*item)
@@ -226,7 +230,7 @@ class TorchTrainLoader(TrainLoaderBase):
                 images, labels = item
             yield self.normalize(images), labels.to(self.device, non_blocking=True)
 
-    def _gpu_batch(self, samples, labels, seed):
+    def _gpu_batch(self, samples, labels, seed, res):
         """Decode a batch's JPEGs together on the GPU, then crop, resize, flip, augment there."""
         jpegs = [i for i, s in enumerate(samples) if s[0].ndim == 1]
         decoded = (
@@ -239,7 +243,7 @@ class TorchTrainLoader(TrainLoaderBase):
             images[i] = image
         out = []
         for image, (_, (top, left, h, w), flip) in zip(images, samples, strict=True):
-            image = TF.resized_crop(image, top, left, h, w, [self.res, self.res], antialias=True)
+            image = TF.resized_crop(image, top, left, h, w, [res, res], antialias=True)
             out.append(image.flip(-1) if flip else image)
         batch = torch.stack(out)
         n, m = self.randaugment

@@ -158,7 +158,9 @@ class Run:
     epoch_start: float = 0.0
     first_val_loss: float | None = None
     last_record: dict | None = None
-    budget_mark: tuple[int, float] | None = None  # (step, clock) where steady timing began
+    budget_mark: tuple[int, float, float] | None = None  # steady timing began: step, full
+    # steps (pixels-weighted), clock
+    size: int = 0  # the last training batch's resolution
     eval_s: float | None = None  # the last end-of-epoch evaluation's seconds
     init: str = "random"  # the weights the run started from
 
@@ -184,8 +186,8 @@ def fit(cfg: Config, console: Console | None = None) -> dict:
 
 
 def _train(run: Run) -> dict:
-    cfg, pos = run.cfg, run.pos
-    run.lr_at = make_schedule(cfg.schedule, cfg.optim.lr, pos.total_steps)
+    pos = run.pos
+    _set_total(run, pos.total_steps)
     run.reporter.start(pos.total_steps, pos.step)
     run.run_start = time.perf_counter() - pos.wall_s
     with StopSignals() as signals:
@@ -276,6 +278,8 @@ def _build_data(cfg: Config, env: distributed.DistEnv, res: int):
         seed=t.seed,
         workers=d.workers,
         channels_last=t.channels_last,
+        min_res=d.min_res,
+        ramp=(d.ramp_start, d.ramp_end),
     )
 
 
@@ -447,7 +451,8 @@ def _train_epoch(run: Run, signals: StopSignals) -> None:
         window.add(pos.step + 1, accumulated / t.accum_steps)
         accumulated = torch.zeros((), device=run.device)
         global_batch = t.batch_size * t.accum_steps * run.env.world_size
-        pos.add_step(time.perf_counter() - step_start, global_batch)
+        run.size = images.shape[-1]
+        pos.add_step(time.perf_counter() - step_start, global_batch, (run.size / run.res) ** 2)
         _after_step(run, signals, window, lr)
         if pos.step >= pos.total_steps:
             break
@@ -538,25 +543,37 @@ def _calibrate(run: Run) -> None:
         return
     if run.budget_mark is None:
         _synchronize(run.device)
-        run.budget_mark = (pos.step, time.perf_counter())
+        run.budget_mark = (pos.step, pos.run.full_steps, time.perf_counter())
         return
-    first, start = run.budget_mark
+    first, first_full, start = run.budget_mark
     if pos.step - first < CALIBRATION_STEPS:
         return
     _synchronize(run.device)
     pos.calibrated = True
-    _refit(run, (time.perf_counter() - start) / (pos.step - first))
+    _refit(run, (time.perf_counter() - start) / (pos.run.full_steps - first_full))
 
 
-def _refit(run: Run, step_s: float) -> None:
-    pos = run.pos
+def _refit(run: Run, full_step_s: float) -> None:
+    """Fit the run's length to the time left, from a full-size step's measured time."""
+    pos, accum = run.pos, run.cfg.train.accum_steps
     left = run.cfg.train.minutes * 60 - (time.perf_counter() - run.run_start)
-    eval_s = run.eval_s if run.eval_s is not None else len(run.val_loader) * step_s / 3
-    total = _fit_budget(pos, left, step_s, eval_s, run.steps_per_epoch, run.env)
+    eval_s = run.eval_s if run.eval_s is not None else len(run.val_loader) * full_step_s / 3
+    sizes = run.train_loader.sizes
+
+    def areas(first: int, total: int):  # each step's cost, relative to a full-size one
+        return sizes.areas(first * accum, total * accum)[::accum]
+
+    total = _fit_budget(pos, left, full_step_s, eval_s, run.steps_per_epoch, run.env, areas)
     if total != pos.total_steps:
-        pos.total_steps = total
-        run.lr_at = make_schedule(run.cfg.schedule, run.cfg.optim.lr, total)
-        run.reporter.set_total(total)
+        _set_total(run, total)
+
+
+def _set_total(run: Run, total: int) -> None:
+    """The run's length in steps: the schedule and the sizes of progressive resizing follow."""
+    run.pos.total_steps = total
+    run.lr_at = make_schedule(run.cfg.schedule, run.cfg.optim.lr, total)
+    run.train_loader.sizes.total = total * run.cfg.train.accum_steps
+    run.reporter.set_total(total)
 
 
 def _synchronize(device: torch.device) -> None:
@@ -598,6 +615,7 @@ def _end_epoch(run: Run) -> None:
         "ema_top1": ema_result.top1 if ema_result else None,
         "ema_top5": ema_result.top5 if ema_result else None,
         "img_per_s": current.img_per_s,
+        "res": run.size,  # the epoch's last training batch's (progressive resizing)
         "train_s": current.train_s,
         "data_wait_s": current.data_wait_s,
         "eval_img_per_s": result.img_per_s,
@@ -608,7 +626,7 @@ def _end_epoch(run: Run) -> None:
     run.last_record = record
     pos.current = type(current)()
     if run.cfg.train.minutes and pos.calibrated and current.loss_count:
-        _refit(run, current.train_s / current.loss_count)  # this epoch's steps, its evaluation
+        _refit(run, current.full_step_s)  # this epoch's steps, its evaluation
     improved = result.top1 > pos.best_top1
     pos.best_top1 = max(pos.best_top1, result.top1)
     pos.wall_s = time.perf_counter() - run.run_start
@@ -660,6 +678,7 @@ def _finish(run: Run) -> dict:
         "data": cfg.data.data,
         "classes": len(run.classes),
         "res": run.res,
+        "min_res": cfg.data.min_res or None,
         "eval_res": cfg.data.eval_res or run.res,
         "epochs": pos.epoch,
         "steps": pos.step,
@@ -696,17 +715,31 @@ def _finish(run: Run) -> dict:
 
 
 def _fit_budget(
-    pos: Position, left_s: float, step_s: float, eval_s: float, steps_per_epoch: int, env
+    pos: Position,
+    left_s: float,
+    step_s: float,
+    eval_s: float,
+    steps_per_epoch: int,
+    env,
+    areas: Callable[[int, int], np.ndarray] | None = None,
 ) -> int:
     """With a wall-clock budget: how many steps in all end on time, given `left_s` seconds, a
-    step's time and an evaluation pass's (one per epoch still to end, the partial last one
-    too). The ranks agree on the smallest answer."""
-    steps_left = max(0, int(left_s / step_s))
-    for _ in range(3):  # settle the evaluations the remaining epochs will need
-        last_epoch = math.ceil((pos.step + steps_left) / steps_per_epoch)
-        evals = max(1, last_epoch - pos.epoch)
-        steps_left = max(0, int((left_s - evals * eval_s) / step_s))
-    total = pos.step + steps_left  # pos.step itself: the time is up, stop here
+    full-size step's time, an evaluation pass's (one per epoch still to end, the partial last
+    one too) and `areas(first, total)`: the cost of steps first .. total-1 relative to a
+    full-size step when the run has `total` (progressive resizing; None: 1 each). The largest
+    total that fits, by bisection; the ranks agree on the smallest answer."""
+
+    def cost(total: int) -> float:
+        work = areas(pos.step, total).sum() if areas is not None else total - pos.step
+        evals = max(1, math.ceil(total / steps_per_epoch) - pos.epoch)
+        return step_s * work + evals * eval_s
+
+    cheapest = areas(0, 1)[0] if areas is not None else 1.0  # the first step is the smallest
+    low, high = pos.step, pos.step + int(left_s / (step_s * max(cheapest, 1e-6))) + 1
+    while low < high:  # pos.step itself: the time is up, stop here
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if cost(mid) <= left_s else (low, mid - 1)
+    total = low
     if env.distributed:
         t = torch.tensor(
             [total], dtype=torch.float64, device=env.device if env.device.type == "cuda" else "cpu"

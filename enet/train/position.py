@@ -18,11 +18,18 @@ class Totals:
     images: int = 0  # training images seen (all ranks)
     loss_sum: float = 0.0  # the step losses (mean over ranks), added at each check
     loss_count: int = 0  # optimiser steps
+    full_steps: float = 0.0  # steps weighted by their pixels: (size / res)^2 each
 
-    def add_step(self, seconds: float, images: int) -> None:
+    def add_step(self, seconds: float, images: int, area: float = 1.0) -> None:
         self.train_s += seconds
         self.images += images
         self.loss_count += 1
+        self.full_steps += area
+
+    @property
+    def full_step_s(self) -> float:
+        """Seconds per full-size step (progressive resizing trains smaller ones first)."""
+        return self.train_s / max(self.full_steps, 1e-9)
 
     @property
     def img_per_s(self) -> float:
@@ -44,10 +51,10 @@ class Position:
         self.run.data_wait_s += seconds
         self.current.data_wait_s += seconds
 
-    def add_step(self, seconds: float, images: int) -> None:
+    def add_step(self, seconds: float, images: int, area: float = 1.0) -> None:
         self.step += 1
-        self.run.add_step(seconds, images)
-        self.current.add_step(seconds, images)
+        self.run.add_step(seconds, images, area)
+        self.current.add_step(seconds, images, area)
 
     def add_losses(self, total: float) -> None:
         """The summed losses of the steps since the last check (read from the device then)."""
