@@ -85,6 +85,13 @@ class DataConfig:
     """Evaluation centre crop: resize the shorter side to eval_res / crop_pct, then crop."""
     workers: int | None = None
     """Loader worker processes (torch) or threads (DALI); None: the CPU count, at most 8."""
+    mixup_alpha: float = 0.0
+    """MixUp on whole batches on the training device (torchvision's v2.MixUp): Beta(alpha,
+    alpha) weights, 0: off (helps long runs; the short recipes leave it off)."""
+    cutmix_alpha: float = 0.0
+    """CutMix (torchvision's v2.CutMix), 0: off; with mixup_alpha too, one of them per batch."""
+    erase_p: float = 0.0
+    """Random erasing (torchvision's v2.RandomErasing, noise-filled): each image's chance."""
     min_res: int = 0
     """Progressive resizing: train at this resolution first (0: off), rising to res in steps
     of 32 px between the fractions ramp_start and ramp_end of the run's steps."""
@@ -160,6 +167,11 @@ class TrainConfig:
     """Start from torchvision's ImageNet weights (EfficientNet B0-B7)."""
     ema_decay: float | None = None
     """Exponential moving average of the weights, per optimiser step (e.g. 0.999); None: off."""
+    ema_warmup: bool = False
+    """EMA warm-up (timm's ModelEmaV3): the decay rises as 1 - step^-0.75 up to ema_decay,
+    so the average starts from trained weights: what makes an EMA help short runs."""
+    ema_every: int = 1
+    """Update the EMA every this many optimiser steps (with decay^ema_every: the same horizon)."""
     grad_checkpointing: bool = False
     """Recompute each stage's activations in the backward pass instead of keeping them: less
     memory (EfficientNet B4-B7 at their own resolutions), one more forward per step."""
@@ -395,6 +407,7 @@ def validate(cfg: Config) -> None:
         t.ema_decay is None or 0 < t.ema_decay < 1,
         f"train.ema_decay must be in (0, 1), got {t.ema_decay}",
     )
+    _check(t.ema_every >= 1, f"train.ema_every must be >= 1, got {t.ema_every}")
     _check(
         t.save_every_steps is None or t.save_every_steps >= 1,
         f"train.save_every_steps must be >= 1, got {t.save_every_steps}",
@@ -420,6 +433,9 @@ def _validate_data(d: DataConfig) -> None:
     _check(0 < d.min_scale <= 1, f"data.min_scale must be in (0, 1], got {d.min_scale}")
     _check(0 < d.crop_pct <= 1, f"data.crop_pct must be in (0, 1], got {d.crop_pct}")
     _check(d.workers is None or d.workers >= 0, f"data.workers must be >= 0, got {d.workers}")
+    for key in ("mixup_alpha", "cutmix_alpha"):
+        _check(getattr(d, key) >= 0, f"data.{key} must be >= 0, got {getattr(d, key)}")
+    _check(0 <= d.erase_p <= 1, f"data.erase_p must be in [0, 1], got {d.erase_p}")
     _check(
         d.min_res == 0 or d.min_res >= 16, f"data.min_res must be 0 (off) or >= 16, got {d.min_res}"
     )

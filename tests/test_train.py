@@ -295,6 +295,10 @@ def test_resume_after_sigkill_mid_epoch_is_bitwise_identical(tmp_path, backend):
     # progressive resizing on: 16 px until 75% of the run (killed at 60%), then 32 px
     args = [*QUICK, "--loader", backend, "--set", "train.save_every_steps=4"]
     args += ["--set", "data.min_res=16", "--set", "data.ramp_start=0.5"]
+    # and the batch augmentations and the EMA's warm-up and interval, drawing from torch's RNG
+    for item in ("mixup_alpha=0.2", "cutmix_alpha=1.0", "erase_p=0.25"):
+        args += ["--set", f"data.{item}"]
+    args += ["--set", "train.ema_warmup=true", "--set", "train.ema_every=2"]
     full = tmp_path / "full"
     run_enet("train", *args, "--out", str(full), check=True)
 
@@ -577,3 +581,40 @@ def test_loss_window_reads_once_and_names_the_first_bad_step():
     again = window.read(stop=True, world_size=1)  # the window starts afresh
     assert (again.steps, again.first_step, again.mean_loss) == (1, 16, 4.0)
     assert again.stop and not again.failed
+
+
+def test_ema_warmup_starts_from_the_weights_and_the_interval_keeps_the_horizon():
+    from enet.train.ema import EMA
+
+    model = torch.nn.Linear(3, 2)
+    ema = EMA(model, 0.999, warmup=True)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model, 1)  # warm-up: decay 0 at the first step
+    assert torch.equal(ema.module.weight, model.weight)
+    assert ema.decay_at(16) == pytest.approx(1 - 16**-0.75) and ema.decay_at(10**7) == 0.999
+    plain, every = EMA(model, 0.9), EMA(model, 0.9, every=2)
+    before = every.module.weight.clone()
+    every.update(model, 1)
+    assert torch.equal(every.module.weight, before)  # not an update step
+    with torch.no_grad():
+        model.weight.mul_(0.5)
+    plain.update(model, 1)
+    plain.update(model, 2)
+    every.update(model, 2)  # one update with 0.9^2: the same as two of the same weights
+    assert torch.allclose(every.module.weight, plain.module.weight, atol=1e-6)
+
+
+def test_batch_augment_mixes_labels_and_erases_per_image():
+    from enet.data.batch_augment import BatchAugment
+
+    torch.manual_seed(0)
+    images = torch.zeros(8, 3, 16, 16).contiguous(memory_format=torch.channels_last)
+    labels = torch.arange(8) % 4
+    erased, same = BatchAugment(4, erase_p=1.0)(images, labels)
+    assert torch.equal(same, labels) and erased.is_contiguous(memory_format=torch.channels_last)
+    boxes = [tuple((image != 0).any(0).nonzero().min(0).values.tolist()) for image in erased]
+    assert len(set(boxes)) > 1  # each image its own rectangle
+    mixed, soft = BatchAugment(4, mixup_alpha=0.4, cutmix_alpha=1.0)(images + 1, labels)
+    assert soft.shape == (8, 4) and torch.allclose(soft.sum(1), torch.ones(8))
+    assert not BatchAugment(4).active

@@ -34,6 +34,7 @@ from torch import nn
 
 from ..config import Config, build_config, config_from_dict, to_yaml
 from ..data import build_loaders
+from ..data.batch_augment import BatchAugment
 from ..errors import EnetError, TrainingFailed
 from ..evaluate import EvalResult, evaluate
 from ..models import create_model, get_model_info
@@ -163,6 +164,7 @@ class Run:
     size: int = 0  # the last training batch's resolution
     eval_s: float | None = None  # the last end-of-epoch evaluation's seconds
     init: str = "random"  # the weights the run started from
+    augment: BatchAugment | None = None  # MixUp / CutMix / erasing on the device
 
     @property
     def device(self) -> torch.device:
@@ -242,6 +244,7 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
         Position(total_steps=cfg.train.epochs * steps_per_epoch),
     )  # fmt: skip
     run.init = ckpt.get("init", init) if ckpt is not None else init
+    run.augment = _batch_augment(cfg, len(classes))
     if ckpt is None and init != "random":
         reporter.print(f"initial weights: {init}", highlight=False, soft_wrap=True)
     if ckpt is not None:
@@ -294,7 +297,7 @@ def _build_model(cfg: Config, env: distributed.DistEnv, num_classes: int, precis
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.stages.checkpointed = t.grad_checkpointing
     init = initialise(model, cfg.model.name, t.pretrained, t.init_from)
-    ema = EMA(model, t.ema_decay) if t.ema_decay else None
+    ema = EMA(model, t.ema_decay, t.ema_warmup, t.ema_every) if t.ema_decay else None
     optimizer = build_optimizer(cfg.optim, model)
     scaler = torch.amp.GradScaler(env.device.type, enabled=precision == "fp16")
     # Dropout and drop-connect draw from the global generator: a stream of its own per rank.
@@ -302,6 +305,14 @@ def _build_model(cfg: Config, env: distributed.DistEnv, num_classes: int, precis
     random.seed(t.seed + env.rank)
     np.random.seed(t.seed + env.rank)
     return model, optimizer, scaler, ema, init
+
+
+def _batch_augment(cfg: Config, num_classes: int) -> BatchAugment | None:
+    d = cfg.data
+    augment = BatchAugment(
+        num_classes, mixup_alpha=d.mixup_alpha, cutmix_alpha=d.cutmix_alpha, erase_p=d.erase_p
+    )
+    return augment if augment.active else None
 
 
 def _restore(run: Run, ckpt: dict) -> None:
@@ -470,6 +481,8 @@ def _forward_backward(run: Run, images, labels, last_micro: bool) -> torch.Tenso
         sync = run.model.no_sync()
     amp_dtype = autocast_dtype(run.precision)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
+    if run.augment is not None:
+        images, labels = run.augment(images, labels)
     with sync:
         with torch.autocast(
             run.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
@@ -487,7 +500,7 @@ def _optimizer_step(run: Run) -> None:
     run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)
     if run.ema is not None:
-        run.ema.update(run.raw_model)
+        run.ema.update(run.raw_model, run.pos.step + 1)
 
 
 def _after_step(run: Run, signals: StopSignals, window: LossWindow, lr: float) -> None:
