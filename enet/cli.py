@@ -252,6 +252,51 @@ def plot_cmd(
     console.print(f"wrote {runs_plot(curves, Path(out))}", highlight=False)
 
 
+@app.command("lr-find", context_settings={"allow_interspersed_args": True})
+def lr_find_cmd(
+    config: ConfigOpt = None,
+    model: Annotated[str | None, typer.Option(help="Model name (`enet models`).")] = None,
+    data: Annotated[str | None, typer.Option(help="Dataset, as for `enet train`.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per step.")] = None,
+    res: Annotated[int | None, typer.Option(help="Resolution (default: the model's).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    loader: Annotated[str | None, typer.Option(help=f"{one_of(LOADERS)}.")] = None,
+    start_lr: Annotated[float, typer.Option(help="First learning rate.")] = 1e-7,
+    end_lr: Annotated[float, typer.Option(help="Last learning rate.")] = 10.0,
+    num_it: Annotated[int, typer.Option(help="Steps (at most; it stops on divergence).")] = 100,
+    plot: Annotated[str, typer.Option(help="The PNG to write.")] = "lr_find.png",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON (with every step).")
+    ] = False,
+    set_: SetOpt = None,
+) -> None:
+    """Learning-rate range test: a fresh model trains while the lr rises exponentially; prints
+    the suggested lr and plots loss against lr. Writes no run folder and no checkpoint."""
+    from .config import build_config
+    from .lr_find import lr_find
+    from .report import lr_find_plot
+
+    if not plot.lower().endswith(".png"):
+        raise EnetError(f"--plot {plot}: give a .png file")
+    flags = {
+        "model.name": model,
+        "data.data": data,
+        "train.batch_size": batch_size,
+        "data.res": res,
+        "train.device": device,
+        "data.loader": loader,
+    }
+    cfg = build_config(str(config) if config else None, flags, set_)
+    result = lr_find(cfg, start_lr, end_lr, num_it)
+    title = f"lr-find: {cfg.model.name} on {cfg.data.data}, {cfg.optim.name}"
+    lr_find_plot(result, Path(plot), title)
+    if as_json:
+        print(json.dumps(result.as_dict() | {"plot": plot}))
+        return
+    console.print(tables.lr_find_table(result, title))
+    console.print(f"wrote {plot}", highlight=False)
+
+
 @app.command("export")
 def export_cmd(
     checkpoint: Annotated[

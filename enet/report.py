@@ -518,3 +518,25 @@ def runs_plot(curves: dict[str, list[dict]], path: Path) -> Path:
     fig.tight_layout()
     save_figure(fig, path)
     return path
+
+
+def lr_find_plot(result, path: Path, title: str) -> Path:
+    """`enet lr-find`'s curve: smoothed loss against learning rate (log axis), the raw losses
+    faint behind, the suggestion marked."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(result.lrs, result.losses, color="0.8", linewidth=0.8, label="loss per step")
+    ax.plot(result.lrs, result.smoothed, color="C0", label="smoothed")
+    if result.suggestion is not None:
+        at = result.lrs.index(result.suggestion)
+        ax.plot([result.suggestion], [result.smoothed[at]], "o", color="C3")
+        ax.annotate(
+            f"valley {result.suggestion:.2e}", (result.suggestion, result.smoothed[at]),
+            textcoords="offset points", xytext=(8, 8), color="C3",
+        )  # fmt: skip
+    low = min(result.smoothed)
+    ax.set_ylim(low - 0.1 * abs(low), max(result.smoothed[0], low) * 1.6)
+    ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save_figure(fig, path)
+    return path

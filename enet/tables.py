@@ -160,3 +160,12 @@ def compare_table(title: str, header: list[str], body: list[list[str]], best: in
 def relative(path: str, root: Path) -> str:
     """A dataset file as train/<class>/<file> when it lies under the dataset's root."""
     return str(Path(path).relative_to(root)) if path.startswith(str(root)) else path
+
+
+def lr_find_table(result, title: str) -> Table:
+    rows = [
+        ["valley (suggested)", f"{result.suggestion:.2e}"],
+        ["minimum / 10", f"{result.min_lr:.2e}"],
+        ["steps", f"{len(result.lrs)} ({result.stopped})"],
+    ]
+    return table(title, ["", "learning rate"], rows)

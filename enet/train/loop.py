@@ -225,7 +225,7 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
     use_fast_cuda_kernels(env.device)
     retain_on_cpu(env.device, cfg.train.retain_cpu_memory)  # before the loaders' workers start
     res = resolve_resolution(cfg)
-    train_loader, val_loader, classes = _build_data(cfg, env, res)
+    train_loader, val_loader, classes = build_data(cfg, env, res)
     if ckpt is not None and list(ckpt["classes"]) != classes:
         raise EnetError(
             f"--resume: the checkpoint has {len(ckpt['classes'])} classes, "
@@ -237,7 +237,7 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
             f"train.accum_steps {cfg.train.accum_steps} exceeds the {len(train_loader)} "
             "batches of an epoch"
         )
-    raw_model, optimizer, scaler, ema, init = _build_model(cfg, env, len(classes), precision)
+    raw_model, optimizer, scaler, ema, init = build_trainable(cfg, env, len(classes), precision)
     run = Run(
         cfg, env, out, reporter, precision, res, train_loader, val_loader, classes,
         steps_per_epoch, raw_model, raw_model, optimizer, scaler, ema,
@@ -263,7 +263,7 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
     return run
 
 
-def _build_data(cfg: Config, env: distributed.DistEnv, res: int):
+def build_data(cfg: Config, env: distributed.DistEnv, res: int):
     d, t = cfg.data, cfg.train
     return build_loaders(
         d.data,
@@ -286,7 +286,7 @@ def _build_data(cfg: Config, env: distributed.DistEnv, res: int):
     )
 
 
-def _build_model(cfg: Config, env: distributed.DistEnv, num_classes: int, precision: str):
+def build_trainable(cfg: Config, env: distributed.DistEnv, num_classes: int, precision: str):
     """Model, optimiser, grad scaler and EMA: the same initialisation on every rank."""
     t = cfg.train
     torch.manual_seed(t.seed)
@@ -479,17 +479,23 @@ def _forward_backward(run: Run, images, labels, last_micro: bool) -> torch.Tenso
     sync = contextlib.nullcontext()
     if run.env.distributed and not last_micro:
         sync = run.model.no_sync()
-    amp_dtype = autocast_dtype(run.precision)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
     if run.augment is not None:
         images, labels = run.augment(images, labels)
     with sync:
-        with torch.autocast(
-            run.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
-        ):
-            loss = criterion(run.model(images), labels)
+        loss = loss_of(run.model, images, labels, run.precision, cfg.optim.label_smoothing)
         run.scaler.scale(loss / cfg.train.accum_steps).backward()
     return loss.detach()
+
+
+def loss_of(model: nn.Module, images, labels, precision: str, label_smoothing: float):
+    """The training loss of one batch: forward under autocast (bf16 / fp16) and cross-entropy
+    with label smoothing (labels may be class probabilities: MixUp, CutMix)."""
+    amp_dtype = autocast_dtype(precision)
+    criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    with torch.autocast(
+        images.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
+    ):
+        return criterion(model(images), labels)
 
 
 def _optimizer_step(run: Run) -> None:
