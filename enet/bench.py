@@ -63,8 +63,8 @@ def alternate(candidates: dict[str, Callable[[], float]], passes: int) -> dict[s
 # data
 
 DATA_CANDIDATES = {
-    "dali-enet": "enet dali (CPU ops + enet RandAugment)",
-    "dali-dali": "enet dali (CPU ops + DALI RandAugment)",
+    "dali-enet": "enet dali (DALI ops + enet RandAugment)",
+    "dali-dali": "enet dali (DALI ops + DALI RandAugment)",
     "torch": "enet torch (workers + enet RandAugment)",
     "baseline": "baseline (ImageFolder + torchvision transforms)",
 }
@@ -95,8 +95,10 @@ def _make_loader(
 ):
 
     kw = dict(batch_size=batch_size, workers=workers, randaugment=tuple(randaugment), device=device)
-    if kind == "dali-enet":
-        return build_loaders(root, res, loader="dali", **kw)[0]
+    if (
+        kind == "dali-enet"
+    ):  # enet's RandAugment after DALI, on any device (auto picks DALI's on CUDA)
+        return build_loaders(root, res, loader="dali", randaugment_impl="enet", **kw)[0]
     if kind == "dali-dali":
         return build_loaders(root, res, loader="dali", randaugment_impl="dali", **kw)[0]
     if kind == "torch":

@@ -496,3 +496,25 @@ def test_exif_orientation_applied_by_both_backends(tmp_path):
         top, bottom = pixels[:, :6].mean((1, 2)), pixels[:, -6:].mean((1, 2))
         # turned clockwise, the left (red) half is on top
         assert top[0] > 150 and top[2] < 100 and bottom[2] > 150 and bottom[0] < 100, backend
+
+
+def test_prefetched_keeps_order_hands_over_errors_and_stops_when_closed():
+    import threading
+
+    from enet.data.torch_loader import prefetched
+
+    cpu = torch.device("cpu")
+    out = list(prefetched(lambda i: (torch.tensor(i),), iter(range(20)), cpu))
+    assert [int(t[0]) for t in out] == list(range(20))
+
+    def failing(i):
+        if i == 3:
+            raise EnetError("file 3 is broken")
+        return (torch.tensor(i),)
+
+    with pytest.raises(EnetError, match="file 3"):
+        list(prefetched(failing, iter(range(10)), cpu))
+    endless = prefetched(lambda i: (torch.tensor(i),), iter(range(10**9)), cpu)
+    assert int(next(endless)[0]) == 0
+    endless.close()  # the loop ended early: the thread ends too
+    assert not any(t.name == "enet-prefetch" for t in threading.enumerate())

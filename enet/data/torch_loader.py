@@ -5,16 +5,20 @@ straight to res x res (antialiased), flip, then enet's batched RandAugment, all 
 batch is which is enet's order (common.TrainPlan), and every random draw comes from the batch's
 own seed, so results do not depend on which worker built a batch, and a run resumes at any batch.
 
-On CUDA the workers only read the files and draw the crop boxes; the main process decodes the
-JPEGs of a batch together with nvJPEG (`torchvision.io.decode_jpeg(device="cuda")`) and crops,
-flips and augments them on the GPU.
+On CUDA the workers only read the files and draw the crop boxes; a thread of the main process
+decodes the JPEGs of a batch together with nvJPEG (`torchvision.io.decode_jpeg(device="cuda")`)
+and crops, flips and augments them on the GPU, on a CUDA stream of its own, two batches ahead
+of the training step (`prefetched`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import math
+import queue
+import threading
 import warnings
 from collections.abc import Iterator
 
@@ -223,14 +227,17 @@ class TorchTrainLoader(TrainLoaderBase):
         self.keys.keys = [
             (epoch, b, self.sizes.at(first + b)) for b in range(start, len(self.plan))
         ]
-        for item in self.loader:
-            if self.gpu_decode:
-                images, labels = self._gpu_batch(*item)
-            else:
-                images, labels = item
+        if self.gpu_decode:  # decoded and augmented ahead, on a stream of their own
+            yield from prefetched(self._gpu_batch, iter(self.loader), self.device)
+            return
+        for images, labels in self.loader:
             yield self.normalize(images), labels.to(self.device, non_blocking=True)
 
-    def _gpu_batch(self, samples, labels, seed, res):
+    def _gpu_batch(self, item):
+        images, labels = self._gpu_images(*item)
+        return self.normalize(images), labels.to(self.device, non_blocking=True)
+
+    def _gpu_images(self, samples, labels, seed, res):
         """Decode a batch's JPEGs together on the GPU, then crop, resize, flip, augment there."""
         jpegs = [i for i, s in enumerate(samples) if s[0].ndim == 1]
         decoded = (
@@ -250,6 +257,63 @@ class TorchTrainLoader(TrainLoaderBase):
         if n > 0:
             batch = rand_augment(batch, n, m, torch.Generator().manual_seed(seed))
         return batch, labels
+
+
+_END = object()
+
+
+def prefetched(prepare, items: Iterator, device: torch.device, depth: int = 2) -> Iterator:
+    """`prepare(item)` for each item, `depth` items ahead of the consumer, in a thread of its
+    own and, on CUDA, on a stream of its own: decoding and augmenting batch N+1 overlaps the
+    training step on batch N instead of blocking the training thread. The consumer's stream
+    waits for each batch's event, and the tensors are recorded on it (so the allocator does
+    not reuse their memory early). Errors reach the consumer; closing the generator (the loop
+    ended early) stops the thread."""
+    cuda = device.type == "cuda"
+    stream = torch.cuda.Stream(device) if cuda else None
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(value) -> None:
+        while not stop.is_set():
+            try:
+                ready.put(value, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def work() -> None:
+        try:
+            with torch.cuda.stream(stream) if cuda else contextlib.nullcontext():
+                for item in items:
+                    if stop.is_set():
+                        return
+                    out = prepare(item)
+                    event = None
+                    if cuda:
+                        event = torch.cuda.Event()
+                        event.record(stream)
+                    put((out, event))
+            put(_END)
+        except BaseException as err:  # noqa: BLE001 (handed to the consumer)
+            put(err)
+
+    thread = threading.Thread(target=work, name="enet-prefetch", daemon=True)
+    thread.start()
+    try:
+        while (got := ready.get()) is not _END:
+            if isinstance(got, BaseException):
+                raise got
+            out, event = got
+            if cuda:
+                current = torch.cuda.current_stream(device)
+                current.wait_event(event)
+                for tensor in out:
+                    tensor.record_stream(current)
+            yield out
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def eval_image(path: str, res: int, resize_to: int) -> torch.Tensor:

@@ -165,6 +165,7 @@ class Run:
     eval_s: float | None = None  # the last end-of-epoch evaluation's seconds
     init: str = "random"  # the weights the run started from
     augment: BatchAugment | None = None  # MixUp / CutMix / erasing on the device
+    peak_device_bytes: int = 0  # CUDA: the device's used memory, highest sampled
 
     @property
     def device(self) -> torch.device:
@@ -546,6 +547,7 @@ def _check(run: Run, window: LossWindow, signals: StopSignals, lr: float) -> boo
             f"{out.last if out.last.exists() else '(none saved yet)'}; try a lower --lr"
         )
     pos.add_losses(result.loss_total)
+    _sample_memory(run)
     run.reporter.step(pos.step, pos.epoch + 1, result.mean_loss, lr, pos.current.img_per_s)
     return result.stop
 
@@ -685,11 +687,7 @@ def _finish(run: Run) -> dict:
             raise EnetError(f"{run.out.path} holds a finished checkpoint but no metrics")
         last = records[-1]
     in_sync = _ranks_in_sync(run.raw_model, env)
-    peak = (
-        torch.cuda.max_memory_allocated(env.device)
-        if env.device.type == "cuda"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    )
+    peak = _peak_memory(run)
     info = get_model_info(cfg.model.name)
     summary = {
         "status": "finished",
@@ -716,6 +714,9 @@ def _finish(run: Run) -> dict:
         "params": info.params(len(run.classes)),
         "gflops": info.gflops(run.res, len(run.classes)),
         "peak_memory_bytes": int(peak),
+        "peak_torch_memory_bytes": (
+            torch.cuda.max_memory_allocated(env.device) if env.device.type == "cuda" else None
+        ),
         "precision": run.precision,
         "world_size": env.world_size,
         "loader": run.train_loader.backend,
@@ -772,6 +773,23 @@ def _gather(obj, env) -> list:
     gathered = [None] * env.world_size
     dist.all_gather_object(gathered, obj)
     return gathered
+
+
+def _sample_memory(run: Run) -> None:
+    """CUDA: the device's used memory now (cudaMemGetInfo: what torch's allocator cannot see
+    too, DALI's and nvJPEG's buffers, the CUDA context), kept at its highest; at each check."""
+    if run.device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(run.device)
+        run.peak_device_bytes = max(run.peak_device_bytes, total - free)
+
+
+def _peak_memory(run: Run) -> int:
+    """The run's peak memory: on CUDA the highest device use sampled at the checks (or torch's
+    allocator peak, if higher); on the CPU the process's peak resident set."""
+    if run.device.type == "cuda":
+        _sample_memory(run)
+        return max(run.peak_device_bytes, torch.cuda.max_memory_allocated(run.device))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _sync_buffers(model: nn.Module, env) -> None:
