@@ -66,24 +66,30 @@ class RMSpropTF(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        """One fused call per operation and group (torch._foreach_*), not one per tensor."""
         loss = None if closure is None else closure()
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad
-                if group["weight_decay"]:
-                    grad = grad.add(p, alpha=group["weight_decay"])
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            if group["weight_decay"]:
+                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+            for p in params:
                 state = self.state[p]
                 if not state:
                     state["square_avg"] = torch.ones_like(p)
                     state["momentum_buffer"] = torch.zeros_like(p)
-                square_avg = state["square_avg"]
-                square_avg.mul_(group["alpha"]).addcmul_(grad, grad, value=1 - group["alpha"])
-                update = grad / square_avg.add(group["eps"]).sqrt_()
-                buf = state["momentum_buffer"]
-                buf.mul_(group["momentum"]).add_(update, alpha=group["lr"])
-                p.sub_(buf)
+            square_avg = [self.state[p]["square_avg"] for p in params]
+            bufs = [self.state[p]["momentum_buffer"] for p in params]
+            torch._foreach_mul_(square_avg, group["alpha"])
+            torch._foreach_addcmul_(square_avg, grads, grads, value=1 - group["alpha"])
+            denom = torch._foreach_add(square_avg, group["eps"])
+            torch._foreach_sqrt_(denom)
+            updates = torch._foreach_div(grads, denom)
+            torch._foreach_mul_(bufs, group["momentum"])
+            torch._foreach_add_(bufs, updates, alpha=group["lr"])
+            torch._foreach_sub_(params, bufs)
         return loss
 
 
