@@ -4,7 +4,8 @@ The file order is enet's (common.TrainPlan), fed through an external source whos
 DALI's BatchInfo: DALI checkpoints such a source together with every random generator of the
 pipeline, so `state_dict()` captures the exact position and random state, and a resumed run
 produces the same batches. The pipeline runs on the consuming thread (DALI prefetches on its own
-threads), so a checkpoint always describes what training has consumed, never more.
+threads), so a checkpoint always describes what training has consumed, never more. On CUDA each
+run's outputs are bound to torch's current stream (`run(stream)`): no host synchronisation.
 
 RandAugment: on the GPU, DALI's own inside the pipeline; on the CPU, enet's batched one after it
 (DALI's CPU RandAugment is slower than torchvision's DataLoader; see README, Performance).
@@ -46,6 +47,12 @@ def _one_thread():
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def _torch_stream(device: torch.device):
+    """CUDA: torch's current stream, to which DALI binds a run's outputs (ready there, without
+    waiting on the host); None on the CPU (DALI then returns finished outputs)."""
+    return torch.cuda.current_stream(device) if device.type == "cuda" else None
 
 
 def _dali_error(err: Exception) -> EnetError:
@@ -162,7 +169,7 @@ class DaliTrainLoader(TrainLoaderBase):
             self._build(step)
         for b in range(start, len(self.plan)):
             try:
-                out = self._pipe.run()
+                out = self._pipe.run(_torch_stream(self.device))
             except StopIteration:  # never: the source is endless
                 raise
             except Exception as err:  # noqa: BLE001
@@ -230,7 +237,7 @@ class DaliEvalLoader(EvalLoaderBase):
                 raise _dali_error(err) from None
         while True:
             try:
-                out = self._pipe.run()
+                out = self._pipe.run(_torch_stream(self.device))
             except StopIteration:
                 self._pipe.reset()
                 return
