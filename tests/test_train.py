@@ -618,3 +618,20 @@ def test_batch_augment_mixes_labels_and_erases_per_image():
     mixed, soft = BatchAugment(4, mixup_alpha=0.4, cutmix_alpha=1.0)(images + 1, labels)
     assert soft.shape == (8, 4) and torch.allclose(soft.sum(1), torch.ones(8))
     assert not BatchAugment(4).active
+
+
+def test_position_reads_older_checkpoint_layouts():
+    from enet.train.position import Position
+
+    flat = {"step": 30, "epoch": 2, "total_steps": 75, "best_top1": 40.0, "wall_s": 9.0,
+            "calibrated": False, "train_s": 8.0, "data_wait_s": 1.0, "images": 480,
+            "epoch_train_s": 2.0, "epoch_loss_sum": 12.0, "epoch_loss_count": 6}  # fmt: skip
+    pos = Position.from_state(flat)
+    assert (pos.step, pos.run.train_s, pos.current.loss_count) == (30, 8.0, 6)
+    nested = Position(step=4, run=Position().run).state()
+    for totals in ("run", "current"):  # before progressive resizing: no full_steps
+        nested[totals] = {k: v for k, v in nested[totals].items() if k != "full_steps"}
+        nested[totals]["loss_count"] = 4
+    again = Position.from_state(nested)
+    assert again.run.full_steps == again.current.full_steps == 4.0
+    assert Position.from_state(again.state()) == again

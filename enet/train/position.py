@@ -82,6 +82,9 @@ class Position:
                 "loss_sum": flat.get("epoch_loss_sum", 0.0),
                 "loss_count": flat.get("epoch_loss_count", 0),
             }
+        for key in ("run", "current"):  # before progressive resizing every step was full size
+            state[key] = dict(state[key])
+            state[key].setdefault("full_steps", float(state[key].get("loss_count", 0)))
         run, current = Totals(**state.pop("run")), Totals(**state.pop("current"))
         return cls(**state, run=run, current=current)
 
