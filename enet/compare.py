@@ -407,6 +407,7 @@ def collect_rows(specs, cfg) -> list[dict]:
                 top1=summary["top1"],
                 top5=summary["top5"],
                 best_top1=summary["best_top1"],
+                ema_top1=summary.get("ema_top1"),
                 train_img_per_s=summary["img_per_s"],
                 eval_img_per_s=summary.get("eval_img_per_s"),
                 wall_s=summary["wall_s"],

@@ -188,6 +188,7 @@ CSV_COLUMNS = [
     "top1",
     "top5",
     "best_top1",
+    "ema_top1",
     "train_img_per_s",
     "eval_img_per_s",
     "wall_s",
@@ -347,22 +348,7 @@ def _markdown(cfg, specs, rows, summary, plots) -> str:
             cells = [f"**{c}**" for c in cells]
             cells[0] = f"★ {cells[0]}"
         lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "## Runs",
-        "",
-        "| name | model | seed | status | top-1 % | top-5 % | best top-1 % | epochs | wall time "
-        "| note |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['name']} | {r['model']} | {r['seed']} | {r['status']} | "
-            f"{_fmt(r['top1'], '.2f')} | "
-            f"{_fmt(r['top5'], '.2f')} | {_fmt(r['best_top1'], '.2f')} | "
-            f"{_fmt(r['epochs'], 'd')} | {duration(r['wall_s'])} | "
-            f"{_note(r).replace('|', '/')} |"
-        )
+    lines += _runs_table(rows)
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     lines += [
@@ -403,6 +389,30 @@ def _markdown(cfg, specs, rows, summary, plots) -> str:
         lines += ["## Versions", ""] + [f"- {k}: {env[k]}" for k in keys if env.get(k) is not None]
         lines.append("")
     return "\n".join(lines)
+
+
+def _runs_table(rows: list[dict]) -> list[str]:
+    """Every planned run; an EMA top-1 column when some run kept an EMA."""
+    ema = any(r.get("ema_top1") is not None for r in rows)
+    lines = [
+        "",
+        "## Runs",
+        "",
+        "| name | model | seed | status | top-1 % | top-5 % | best top-1 % |"
+        + (" EMA top-1 % |" if ema else "")
+        + " epochs | wall time | note |",
+        "|---|---|---:|---|---:|---:|---:|" + ("---:|" if ema else "") + "---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['name']} | {r['model']} | {r['seed']} | {r['status']} | "
+            f"{_fmt(r['top1'], '.2f')} | {_fmt(r['top5'], '.2f')} | "
+            f"{_fmt(r['best_top1'], '.2f')} |"
+            + (f" {_fmt(r.get('ema_top1'), '.2f')} |" if ema else "")
+            + f" {_fmt(r['epochs'], 'd')} | {duration(r['wall_s'])} | "
+            f"{_note(r).replace('|', '/')} |"
+        )
+    return lines
 
 
 def compare_plots(out: Path, curves: dict, summary: list[dict], models: list[str]) -> list[Path]:

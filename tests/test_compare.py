@@ -43,7 +43,10 @@ def _tiny_config(tmp_path):
                 "models": ["xresnet18", "efficientnet_b0", "xresnet34"],
                 "recipes": {"xresnet": "tiny.yaml", "efficientnet": "tiny.yaml"},
                 # this model's runs fail: a batch larger than the data
-                "overrides": {"xresnet34": ["train.batch_size=5000"]},
+                "overrides": {
+                    "xresnet34": ["train.batch_size=5000"],
+                    "efficientnet_b0": ["train.ema_decay=0.9"],  # reported beside top-1
+                },
             }
         )
     )
@@ -106,13 +109,15 @@ def test_compare_runs_reports_resumes_and_survives_a_failure(tmp_path):
     assert all(r["resolution"] == "32" for r in finished)
     assert {r["params"] for r in finished if r["model"] == "xresnet18"} == {"11200874"}
     assert "larger than" in next(r for r in rows if r["model"] == "xresnet34")["reason"]
+    assert {bool(r["ema_top1"]) for r in finished} == {True, False}  # B0's EMA only
+    assert all(bool(r["ema_top1"]) == (r["model"] == "efficientnet_b0") for r in finished)
 
     report = (out / "report.md").read_text()
     assert (
         "| xresnet18 | xresnet18 | 2/2 |" in report
         or "★ **xresnet18** | **xresnet18** | **2/2**" in report
     )
-    assert "(2 failed)" in report and "★" in report
+    assert "(2 failed)" in report and "★" in report and "EMA top-1 %" in report
     assert "enet train --config" in report and "--seed 1" in report
     assert "- torch:" in report
     for name in ("top1_vs_epoch", "top1_vs_time", "top1_vs_params", "top1_vs_gflops", "throughput"):
