@@ -44,8 +44,12 @@ step model_compiled 130 $PY -m enet bench model --models efficientnet_b0 \
   --device cuda --steps 7 --compile --out "$OUT/model_compiled.json"
 step data_gpu 50 $PY -m enet bench data mini --res 224 --batch-size 64 --images 1024 \
   --passes 3 --loaders torch,baseline --device cuda --workers 8 --out "$OUT/data_gpu.json"
+# with the side-stream prefetch, progressive resizing (32 -> 64 px), MixUp/CutMix, erasing and
+# the EMA's warm-up: every new path of the step on the device once
 step train_gpu 40 $PY -m enet train --config configs/smoke.yaml --device cuda --loader torch \
-  --epochs 2 --out "$SCRATCH/train_run" --overwrite
+  --epochs 2 --out "$SCRATCH/train_run" --overwrite --set data.min_res=32 \
+  --set data.mixup_alpha=0.2 --set data.cutmix_alpha=1.0 --set data.erase_p=0.25 \
+  --set train.ema_decay=0.99 --set train.ema_warmup=true
 # (c) a one-minute budget must be spent (0.85-1.15x)
 step budget_gpu 80 $PY -m enet train --config configs/smoke.yaml --device cuda --loader torch \
   --minutes 1 --out "$SCRATCH/budget_run" --overwrite
