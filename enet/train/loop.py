@@ -460,8 +460,8 @@ def _train_epoch(run: Run, signals: StopSignals) -> None:
         if not last_micro:
             continue
         _optimizer_step(run)
-        window.add(pos.step + 1, accumulated / t.accum_steps)
-        accumulated = torch.zeros((), device=run.device)
+        window.add(pos.step + 1, accumulated / t.accum_steps)  # a copy: reuse the sum
+        accumulated.zero_()
         global_batch = t.batch_size * t.accum_steps * run.env.world_size
         run.size = images.shape[-1]
         pos.add_step(time.perf_counter() - step_start, global_batch, (run.size / run.res) ** 2)
