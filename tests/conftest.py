@@ -58,3 +58,15 @@ def _collect_pipelines():
     import gc
 
     gc.collect()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A finished one-epoch smoke run at 32 px (once per test module), for the commands that
+    read run folders: export, predict."""
+    out = tmp_path_factory.mktemp("run") / "run"
+    run_enet(
+        "train", "--config", "configs/smoke.yaml", "--res", "32", "--epochs", "1", "--out",
+        str(out), check=True,
+    )  # fmt: skip
+    return out

@@ -14,16 +14,6 @@ from enet.config import config_from_dict
 from enet.evaluate import load_model
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("x") / "run"
-    run_enet(
-        "train", "--config", "configs/smoke.yaml", "--res", "32", "--epochs", "1", "--out",
-        str(out), check=True,
-    )  # fmt: skip
-    return out
-
-
 def _reference(run_dir):
     ckpt = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
     cfg = config_from_dict(ckpt["config"])

@@ -5,18 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
-import pytest
 from conftest import REPO, run_enet
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("p") / "run"
-    run_enet(
-        "train", "--config", "configs/smoke.yaml", "--res", "32", "--epochs", "1", "--out",
-        str(out), check=True,
-    )  # fmt: skip
-    return out
 
 
 def test_predict_files_folders_and_a_corrupt_file(tmp_path, run_dir):
