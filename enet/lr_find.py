@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import chain, islice, repeat
 
 from .config import Config
 from .errors import EnetError
@@ -56,7 +57,8 @@ def lr_find(cfg: Config, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: i
     model.train()
     result = LRFind()
     best, average = math.inf, 0.0
-    for i, (images, labels) in enumerate(_batches(train_loader, num_it)):
+    batches = islice(chain.from_iterable(repeat(train_loader)), num_it)  # over epochs
+    for i, (images, labels) in enumerate(batches):
         lr = start_lr * (end_lr / start_lr) ** (i / (num_it - 1))
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -85,17 +87,6 @@ def lr_find(cfg: Config, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: i
     result.suggestion = valley(result.lrs, result.smoothed)
     result.min_lr = result.lrs[result.smoothed.index(min(result.smoothed))] / 10
     return result
-
-
-def _batches(loader, count: int):
-    """`count` training batches, over as many epochs as it takes."""
-    taken = 0
-    while taken < count:
-        for batch in loader:
-            yield batch
-            taken += 1
-            if taken == count:
-                return
 
 
 def valley(lrs: list[float], losses: list[float]) -> float:
