@@ -223,10 +223,9 @@ class TorchTrainLoader(TrainLoaderBase):
 
     def _iterate(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         # the sizes are fixed when the epoch starts (the workers run ahead of the loop)
-        first = epoch * len(self.plan)
-        self.keys.keys = [
-            (epoch, b, self.sizes.at(first + b)) for b in range(start, len(self.plan))
-        ]
+        batches = range(start, len(self.plan))
+        sizes = self.sizes.sizes(np.array(batches) + epoch * len(self.plan), self.sizes.total)
+        self.keys.keys = [(epoch, b, int(size)) for b, size in zip(batches, sizes, strict=True)]
         if self.gpu_decode:  # decoded and augmented ahead, on a stream of their own
             yield from prefetched(self._gpu_batch, iter(self.loader), self.device)
             return
