@@ -53,6 +53,8 @@ class ModelConfig:
     """EfficientNet drop-connect: block i of n gets rate * i / n; None: 0.2."""
     msd_samples: int = 1
     """Multi-Sample Dropout masks in the head (1: a plain head)."""
+    zero_init_residual: bool = False
+    """EfficientNet: each residual block's last BatchNorm starts at zero (XResNet always does)."""
     act: Activation | None = None
     """XResNet activation: relu, silu or mish; None: relu."""
     sa: bool = False
@@ -371,6 +373,10 @@ def validate(cfg: Config) -> None:
     _check(
         m.drop_connect_rate is None or family == "efficientnet",
         f"model.drop_connect_rate applies to EfficientNet only, not {m.name}",
+    )
+    _check(
+        not m.zero_init_residual or family == "efficientnet",
+        f"model.zero_init_residual applies to EfficientNet only ({m.name} always zero-inits)",
     )
     _check(m.act is None or family == "xresnet", f"model.act applies to XResNet only, not {m.name}")
     _check(not m.sa or family == "xresnet", f"model.sa applies to XResNet only, not {m.name}")

@@ -47,6 +47,8 @@ def model_options(cfg: Config) -> dict:
         opts["dropout"] = m.dropout
     if m.drop_connect_rate is not None:
         opts["drop_connect_rate"] = m.drop_connect_rate
+    if m.zero_init_residual:
+        opts["zero_init_residual"] = True
     if m.act is not None:
         opts["act"] = m.act
     if m.sa:

@@ -319,6 +319,20 @@ def test_drop_connect_keeps_expected_value(name):
     assert torch.allclose(out.mean(0, keepdim=True), expected, atol=0.1 * branch.abs().max())
 
 
+def test_efficientnet_zero_init_residual():
+    torch.manual_seed(0)
+    model = create_model("efficientnet_b0", num_classes=3, zero_init_residual=True).eval()
+    blocks = [b for stage in model.stages for b in stage]
+    residual = [b for b in blocks if b.has_shortcut]
+    assert len(residual) == 9  # 16 blocks, 7 of them first in their stage
+    for block in residual:
+        x = torch.randn(2, block.project.conv.out_channels, 8, 8)
+        assert torch.equal(block(x), x)  # the identity at the start
+    assert all(b.project.bn.weight.eq(1).all() for b in blocks if not b.has_shortcut)
+    plain = create_model("efficientnet_b0", num_classes=3)
+    assert all(b.project.bn.weight.eq(1).all() for stage in plain.stages for b in stage)
+
+
 def test_drop_connect_function():
     x = torch.ones(10000, 3)
     out = drop_connect(x, 0.25, training=True)

@@ -172,6 +172,10 @@ def test_config_precedence(tmp_path):
         (["--data", "/no/such/folder"], "data.data (--data)"),
         (["--set", "nosection.x=1"], "unknown section 'nosection'"),
         (["--set", "lr=1"], "expected section.key=value"),
+        (
+            ["--model", "xresnet18", "--set", "model.zero_init_residual=true"],
+            "model.zero_init_residual applies to EfficientNet only",
+        ),
     ],
 )
 def test_config_errors_are_one_line(tmp_path, args, message):

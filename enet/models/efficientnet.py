@@ -81,9 +81,11 @@ class EfficientNet(nn.Module):
         msd_samples: int,
         bn_eps: float,
         bn_momentum: float,
+        zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
+        self.zero_init_residual = zero_init_residual
         self.stem = ConvBnAct(3, stem_channels, 3, stride=2, **bn)
         self.stages = Stages(*[nn.Sequential(*blocks) for blocks in stages])
         last_channels = stages[-1][-1].project.conv.out_channels
@@ -105,6 +107,12 @@ class EfficientNet(nn.Module):
                 bound = 1.0 / math.sqrt(m.out_features)
                 nn.init.uniform_(m.weight, -bound, bound)
                 nn.init.zeros_(m.bias)
+        if self.zero_init_residual:
+            # Goyal et al. 2017 (as torchvision's ResNet option and fastai's XResNet do): each
+            # residual block's last BatchNorm starts at zero, so the block starts as the identity.
+            for m in self.modules():
+                if isinstance(m, MBConv) and m.has_shortcut:
+                    nn.init.zeros_(m.project.bn.weight)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.head_conv(self.stages(self.stem(x)))
@@ -177,11 +185,14 @@ def build_efficientnet(
     drop_connect_rate: float = 0.2,
     dropout: float | None = None,
     msd_samples: int = 1,
+    zero_init_residual: bool = False,
 ) -> EfficientNet:
     """Scale the B0 table by the variant's width and depth and build the network.
 
     Block i of n (counted over the whole network from 0) gets drop-connect rate
     `drop_connect_rate * i / n`: the first block is never dropped, deeper ones more often.
+    `zero_init_residual` starts every block with a shortcut as the identity (off: torchvision's
+    initialisation).
     """
     variant = VARIANTS[name]
     if not 0.0 <= drop_connect_rate < 1.0:
@@ -226,6 +237,7 @@ def build_efficientnet(
         msd_samples=msd_samples,
         bn_eps=variant.bn_eps,
         bn_momentum=variant.bn_momentum,
+        zero_init_residual=zero_init_residual,
     )
 
 
