@@ -10,6 +10,7 @@ failed one is recorded with its reason while the rest go on.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 import signal
@@ -23,7 +24,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from .config import parse_yaml
+from .config import load_yaml, parse_yaml
 from .data.datasets import NAMED_DATASETS
 from .errors import EnetError
 from .fileio import read_json, write_json_atomic, write_text_atomic
@@ -236,6 +237,12 @@ def _check_budget(cfg: CompareConfig, out: Path) -> None:
         f"entry {e['name']}"
         for e in now["entries"]
         if e["name"] in before and before[e["name"]] != e
+    ]
+    digests = saved.get("recipe_digests") or {}  # absent in folders from before they were kept
+    changed += [
+        f"recipe of {name}"
+        for name, digest in now["recipe_digests"].items()
+        if digests.get(name, digest) != digest
     ]
     has_runs = any(run_state(p) != "new" for p in out.iterdir() if p.is_dir() and p.name != "logs")
     if changed and has_runs:
@@ -494,6 +501,18 @@ def run(
     return rows
 
 
+def recipe_digests(cfg: CompareConfig) -> dict[str, str]:
+    """Per entry, a digest of its recipe's settings (the parsed YAML, so comments and layout do
+    not count): a recipe edited between two sessions of one comparison is caught."""
+    digests = {}
+    for e in cfg.entries:
+        path = cfg.recipe_for(e)
+        if path is not None:
+            settings = json.dumps(load_yaml(path), sort_keys=True)
+            digests[e.name] = hashlib.sha256(settings.encode()).hexdigest()[:16]
+    return digests
+
+
 def _as_yaml(cfg: CompareConfig) -> dict:
     return {
         "data": cfg.data,
@@ -512,4 +531,5 @@ def _as_yaml(cfg: CompareConfig) -> dict:
         "recipes": {k: str(v) for k, v in cfg.recipes.items()},
         "overrides": {k: list(v) for k, v in cfg.overrides.items()},
         "set": list(cfg.set),
+        "recipe_digests": recipe_digests(cfg),
     }

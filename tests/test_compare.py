@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import REPO, run_enet
 
-from enet.compare import load_compare_config, plan_runs
+from enet.compare import load_compare_config, plan_runs, recipe_digests
 from enet.errors import EnetError
 
 
@@ -140,6 +140,16 @@ def test_compare_runs_reports_resumes_and_survives_a_failure(tmp_path):
         "compare-baselines", "--config", str(config), "--out", str(out), "--epochs", "2"
     )
     assert other.returncode == 2 and "holds runs of another budget (epochs 1 -> 2)" in other.stderr
+    # ... and so is a recipe whose settings changed (its path did not); comments do not count
+    recipe = tmp_path / "tiny.yaml"
+    cfg = load_compare_config(config)
+    digests = recipe_digests(cfg)
+    recipe.write_text("# a comment\n" + recipe.read_text())
+    assert recipe_digests(cfg) == digests
+    recipe.write_text(recipe.read_text().replace("0.002", "0.003"))
+    other = run_enet("compare-baselines", "--config", str(config), "--out", str(out))
+    assert other.returncode == 2, other.stdout + other.stderr
+    assert "another budget (recipe of xresnet18 changed, recipe of efficientnet_b0" in other.stderr
     assert (out / "results.csv").read_text() == before
 
 
