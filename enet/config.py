@@ -55,6 +55,9 @@ class ModelConfig:
     """Multi-Sample Dropout masks in the head (1: a plain head)."""
     zero_init_residual: bool = False
     """EfficientNet: each residual block's last BatchNorm starts at zero (XResNet always does)."""
+    tf_init: bool = False
+    """EfficientNet: the TF reference's (and timm's) initialisation: a depthwise conv's fan-out
+    is k*k (one filter's outputs), not torchvision's out_channels*k*k."""
     act: Activation | None = None
     """XResNet activation: relu, silu or mish; None: relu."""
     sa: bool = False
@@ -377,6 +380,10 @@ def validate(cfg: Config) -> None:
     _check(
         not m.zero_init_residual or family == "efficientnet",
         f"model.zero_init_residual applies to EfficientNet only ({m.name} always zero-inits)",
+    )
+    _check(
+        not m.tf_init or family == "efficientnet",
+        f"model.tf_init applies to EfficientNet only, not {m.name}",
     )
     _check(m.act is None or family == "xresnet", f"model.act applies to XResNet only, not {m.name}")
     _check(not m.sa or family == "xresnet", f"model.sa applies to XResNet only, not {m.name}")

@@ -49,6 +49,8 @@ def model_options(cfg: Config) -> dict:
         opts["drop_connect_rate"] = m.drop_connect_rate
     if m.zero_init_residual:
         opts["zero_init_residual"] = True
+    if m.tf_init:
+        opts["tf_init"] = True
     if m.act is not None:
         opts["act"] = m.act
     if m.sa:

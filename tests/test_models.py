@@ -333,6 +333,23 @@ def test_efficientnet_zero_init_residual():
     assert all(b.project.bn.weight.eq(1).all() for stage in plain.stages for b in stage)
 
 
+def test_efficientnet_tf_init_scales_depthwise_weights_only():
+    torch.manual_seed(0)
+    tv = create_model("efficientnet_b0", num_classes=3)
+    tf = create_model("efficientnet_b0", num_classes=3, tf_init=True)
+    last_tv, last_tf = tv.stages[5][3], tf.stages[5][3]  # 1152 channels, 5 x 5
+    assert last_tf.depthwise.conv.groups == 1152
+    assert last_tv.depthwise.conv.weight.std().item() == pytest.approx(
+        (2 / (1152 * 25)) ** 0.5, rel=0.05
+    )
+    assert last_tf.depthwise.conv.weight.std().item() == pytest.approx((2 / 25) ** 0.5, rel=0.05)
+    for a, b in (
+        (last_tv.expand.conv, last_tf.expand.conv),
+        (tv.head_conv.conv, tf.head_conv.conv),
+    ):
+        assert a.weight.std().item() == pytest.approx(b.weight.std().item(), rel=0.05)
+
+
 def test_drop_connect_function():
     x = torch.ones(10000, 3)
     out = drop_connect(x, 0.25, training=True)

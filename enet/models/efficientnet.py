@@ -82,10 +82,12 @@ class EfficientNet(nn.Module):
         bn_eps: float,
         bn_momentum: float,
         zero_init_residual: bool = False,
+        tf_init: bool = False,
     ) -> None:
         super().__init__()
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
         self.zero_init_residual = zero_init_residual
+        self.tf_init = tf_init
         self.stem = ConvBnAct(3, stem_channels, 3, stride=2, **bn)
         self.stages = Stages(*[nn.Sequential(*blocks) for blocks in stages])
         last_channels = stages[-1][-1].project.conv.out_channels
@@ -94,10 +96,16 @@ class EfficientNet(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # torchvision's (and the TF reference's) initialisation.
+        # torchvision's initialisation: Kaiming-normal with fan-out out_channels * k * k, which
+        # for a depthwise conv counts every channel. The TF reference (and timm) counts one
+        # filter's own outputs (k * k): `tf_init`, depthwise weights ~sqrt(channels) larger.
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if self.tf_init:
+                    fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+                    nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
+                else:
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
@@ -186,13 +194,14 @@ def build_efficientnet(
     dropout: float | None = None,
     msd_samples: int = 1,
     zero_init_residual: bool = False,
+    tf_init: bool = False,
 ) -> EfficientNet:
     """Scale the B0 table by the variant's width and depth and build the network.
 
     Block i of n (counted over the whole network from 0) gets drop-connect rate
     `drop_connect_rate * i / n`: the first block is never dropped, deeper ones more often.
-    `zero_init_residual` starts every block with a shortcut as the identity (off: torchvision's
-    initialisation).
+    `zero_init_residual` starts every block with a shortcut as the identity; `tf_init` draws
+    depthwise weights as the TF reference does (both off: torchvision's initialisation).
     """
     variant = VARIANTS[name]
     if not 0.0 <= drop_connect_rate < 1.0:
@@ -238,6 +247,7 @@ def build_efficientnet(
         bn_eps=variant.bn_eps,
         bn_momentum=variant.bn_momentum,
         zero_init_residual=zero_init_residual,
+        tf_init=tf_init,
     )
 
 
