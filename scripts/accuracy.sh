@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's first accuracy figures: 5 epochs on Imagenette at 128 px, one seed, each model
 # with its family's recipe as it was then (EfficientNet's: study-b0-base.yaml, before the B0
-# study changed efficientnet_b0.yaml; plus drop-connect and dropout, and the paper's recipe). About 80 minutes on a 2-core CPU.
+# study changed efficientnet_b0.yaml; plus drop-connect and dropout, and the paper's recipe).
+# About 80 minutes on a 2-core CPU.
 # Usage: scripts/accuracy.sh [DATA] [OUT]   (DATA: a folder or a dataset name; default the
 # shared 224x224 copy, OUT default runs/accuracy)
 set -euo pipefail
