@@ -58,6 +58,9 @@ class ModelConfig:
     tf_init: bool = False
     """EfficientNet: the TF reference's (and timm's) initialisation: a depthwise conv's fan-out
     is k*k (one filter's outputs), not torchvision's out_channels*k*k."""
+    fan_in_head: bool = False
+    """EfficientNet: the classifier's weights uniform in +-1/sqrt(in_features) (nn.Linear's
+    default) instead of torchvision's +-1/sqrt(num_classes), built for 1000 classes."""
     act: Activation | None = None
     """XResNet activation: relu, silu or mish; None: relu."""
     sa: bool = False
@@ -384,6 +387,10 @@ def validate(cfg: Config) -> None:
     _check(
         not m.tf_init or family == "efficientnet",
         f"model.tf_init applies to EfficientNet only, not {m.name}",
+    )
+    _check(
+        not m.fan_in_head or family == "efficientnet",
+        f"model.fan_in_head applies to EfficientNet only, not {m.name}",
     )
     _check(m.act is None or family == "xresnet", f"model.act applies to XResNet only, not {m.name}")
     _check(not m.sa or family == "xresnet", f"model.sa applies to XResNet only, not {m.name}")

@@ -51,6 +51,8 @@ def model_options(cfg: Config) -> dict:
         opts["zero_init_residual"] = True
     if m.tf_init:
         opts["tf_init"] = True
+    if m.fan_in_head:
+        opts["fan_in_head"] = True
     if m.act is not None:
         opts["act"] = m.act
     if m.sa:

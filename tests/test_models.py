@@ -350,6 +350,22 @@ def test_efficientnet_tf_init_scales_depthwise_weights_only():
         assert a.weight.std().item() == pytest.approx(b.weight.std().item(), rel=0.05)
 
 
+def test_efficientnet_fan_in_head_changes_the_classifier_only():
+    torch.manual_seed(0)
+    tv = create_model("efficientnet_b0", num_classes=10)
+    torch.manual_seed(0)
+    fan_in = create_model("efficientnet_b0", num_classes=10, fan_in_head=True)
+    theirs = fan_in.state_dict()
+    changed = [name for name, a in tv.state_dict().items() if not torch.equal(a, theirs[name])]
+    assert changed == ["head.fc.weight"]
+    assert tv.head.fc.weight.abs().max().item() == pytest.approx(10**-0.5, rel=0.01)
+    assert fan_in.head.fc.weight.abs().max().item() == pytest.approx(1280**-0.5, rel=0.01)
+    # the point of the option: first logits near 0 (a loss near ln 10), not spread by ~2
+    x = torch.randn(8, 3, 64, 64)
+    with torch.no_grad():
+        assert fan_in.train()(x).std().item() < 0.25 * tv.train()(x).std().item()
+
+
 def test_drop_connect_function():
     x = torch.ones(10000, 3)
     out = drop_connect(x, 0.25, training=True)

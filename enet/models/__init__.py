@@ -89,8 +89,8 @@ def create_model(name: str, num_classes: int = 1000, **options: object) -> nn.Mo
     """Build a registered model with freshly initialised weights.
 
     Options (see `ModelInfo.options`): EfficientNet takes `drop_connect_rate`, `dropout`,
-    `msd_samples`, `zero_init_residual`, `tf_init`; XResNet takes `act`, `sa`, `pool`, `dropout`,
-    `msd_samples`. Unknown options are an error.
+    `msd_samples`, `zero_init_residual`, `tf_init`, `fan_in_head`; XResNet takes `act`, `sa`,
+    `pool`, `dropout`, `msd_samples`. Unknown options are an error.
     """
     info = get_model_info(name)
     unknown = sorted(set(options) - set(info.options))

@@ -83,11 +83,13 @@ class EfficientNet(nn.Module):
         bn_momentum: float,
         zero_init_residual: bool = False,
         tf_init: bool = False,
+        fan_in_head: bool = False,
     ) -> None:
         super().__init__()
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
         self.zero_init_residual = zero_init_residual
         self.tf_init = tf_init
+        self.fan_in_head = fan_in_head
         self.stem = ConvBnAct(3, stem_channels, 3, stride=2, **bn)
         self.stages = Stages(*[nn.Sequential(*blocks) for blocks in stages])
         last_channels = stages[-1][-1].project.conv.out_channels
@@ -112,7 +114,11 @@ class EfficientNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
-                bound = 1.0 / math.sqrt(m.out_features)
+                # torchvision and the TF reference bound the classifier by its outputs, sized
+                # for 1000 classes; with 10 the first logits have a std near 2. `fan_in_head`
+                # bounds it by its inputs as nn.Linear's own default does (logits near 0).
+                fan = m.in_features if self.fan_in_head else m.out_features
+                bound = 1.0 / math.sqrt(fan)
                 nn.init.uniform_(m.weight, -bound, bound)
                 nn.init.zeros_(m.bias)
         if self.zero_init_residual:
@@ -195,13 +201,15 @@ def build_efficientnet(
     msd_samples: int = 1,
     zero_init_residual: bool = False,
     tf_init: bool = False,
+    fan_in_head: bool = False,
 ) -> EfficientNet:
     """Scale the B0 table by the variant's width and depth and build the network.
 
     Block i of n (counted over the whole network from 0) gets drop-connect rate
     `drop_connect_rate * i / n`: the first block is never dropped, deeper ones more often.
     `zero_init_residual` starts every block with a shortcut as the identity; `tf_init` draws
-    depthwise weights as the TF reference does (both off: torchvision's initialisation).
+    depthwise weights as the TF reference does; `fan_in_head` bounds the classifier's weights by
+    its inputs, not its outputs (all off: torchvision's initialisation).
     """
     variant = VARIANTS[name]
     if not 0.0 <= drop_connect_rate < 1.0:
@@ -248,6 +256,7 @@ def build_efficientnet(
         bn_momentum=variant.bn_momentum,
         zero_init_residual=zero_init_residual,
         tf_init=tf_init,
+        fan_in_head=fan_in_head,
     )
 
 
