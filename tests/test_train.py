@@ -176,6 +176,10 @@ def test_config_precedence(tmp_path):
             ["--model", "xresnet18", "--set", "model.zero_init_residual=true"],
             "model.zero_init_residual applies to EfficientNet only",
         ),
+        (
+            ["--model", "xresnet18", "--set", "model.fan_in_head=true"],
+            "model.fan_in_head applies to EfficientNet only",
+        ),
     ],
 )
 def test_config_errors_are_one_line(tmp_path, args, message):
