@@ -384,14 +384,11 @@ def validate(cfg: Config) -> None:
         not m.zero_init_residual or family == "efficientnet",
         f"model.zero_init_residual applies to EfficientNet only ({m.name} always zero-inits)",
     )
-    _check(
-        not m.tf_init or family == "efficientnet",
-        f"model.tf_init applies to EfficientNet only, not {m.name}",
-    )
-    _check(
-        not m.fan_in_head or family == "efficientnet",
-        f"model.fan_in_head applies to EfficientNet only, not {m.name}",
-    )
+    for init in ("tf_init", "fan_in_head"):
+        _check(
+            not getattr(m, init) or family == "efficientnet",
+            f"model.{init} applies to EfficientNet only, not {m.name}",
+        )
     _check(m.act is None or family == "xresnet", f"model.act applies to XResNet only, not {m.name}")
     _check(not m.sa or family == "xresnet", f"model.sa applies to XResNet only, not {m.name}")
     _check(

@@ -47,16 +47,11 @@ def model_options(cfg: Config) -> dict:
         opts["dropout"] = m.dropout
     if m.drop_connect_rate is not None:
         opts["drop_connect_rate"] = m.drop_connect_rate
-    if m.zero_init_residual:
-        opts["zero_init_residual"] = True
-    if m.tf_init:
-        opts["tf_init"] = True
-    if m.fan_in_head:
-        opts["fan_in_head"] = True
+    for flag in ("zero_init_residual", "tf_init", "fan_in_head", "sa"):
+        if getattr(m, flag):
+            opts[flag] = True
     if m.act is not None:
         opts["act"] = m.act
-    if m.sa:
-        opts["sa"] = True
     if m.pool != "max":
         opts["pool"] = m.pool
     return opts
