@@ -518,3 +518,37 @@ def test_prefetched_keeps_order_hands_over_errors_and_stops_when_closed():
     assert int(next(endless)[0]) == 0
     endless.close()  # the loop ended early: the thread ends too
     assert not any(t.name == "enet-prefetch" for t in threading.enumerate())
+
+
+def test_gpu_path_batches_cross_worker_processes(tmp_path):
+    """The workers of the torch GPU path hand each batch's JPEG bytes over to the main process
+    (decoded there, nvJPEG on CUDA). Handed over as read_file gives them (a mapped file, whose
+    storage has no descriptor to share) every send failed and the loader waited for ever: the
+    first GPU run. Here with real worker processes on the CPU: each batch arrives, its JPEGs
+    in one tensor, and decodes to the same pixels as the files (CMYK, grey, a PNG among them)."""
+    import copy
+
+    from torch.utils.data import DataLoader
+
+    from enet.data.torch_loader import _decode, unpack
+
+    broken_dataset(tmp_path / "d")
+    train, _, _ = build_loaders(tmp_path / "d", 32, 4, loader="torch", workers=1)
+    batches = copy.copy(train.dataset)
+    batches.encoded_only = True  # what the loader's workers build on CUDA
+    keys = [(0, b, 32) for b in range(len(train.plan))]
+    loader = DataLoader(batches, batch_size=None, sampler=keys, num_workers=2, timeout=60)
+    seen = 0
+    for key, (packed, labels, _, _) in zip(keys, loader, strict=True):
+        flat, sizes, rest = packed
+        assert flat.dtype == torch.uint8 and flat.numel() == sum(sizes) > 0
+        idx = train.plan.epoch_indices(0)[key[1]]
+        assert labels.tolist() == [train.dataset.labels[i] for i in idx]
+        for i, image in zip(idx, unpack(packed, torch.device("cpu")), strict=True):
+            expected = _decode(
+                torch.frombuffer(bytearray(Path(batches.files[i]).read_bytes()), dtype=torch.uint8)
+            )
+            assert torch.equal(image, expected), batches.files[i]
+            seen += 1
+        assert sum(image is not None for _, _, image in rest) == len(idx) - len(sizes)
+    assert seen == train.num_samples

@@ -135,7 +135,7 @@ class _TrainBatches(Dataset):
         rng = np.random.default_rng(seed)
         labels = torch.from_numpy(self.labels[idx])
         if self.encoded_only:
-            return [self._encoded(self.files[i], rng) for i in idx], labels, seed, res
+            return pack([self._encoded(self.files[i], rng) for i in idx]), labels, seed, res
         images = torch.stack([self._load(self.files[i], res, rng) for i in idx])
         n, m = self.randaugment
         if n > 0:
@@ -164,6 +164,30 @@ class _TrainBatches(Dataset):
         image = _decode(data)
         box = train_box(image.shape[1], image.shape[2], self.crop, self.min_scale, rng)
         return image, box, bool(rng.random() < 0.5)
+
+
+def pack(samples: list) -> tuple[torch.Tensor, list[int], list]:
+    """A batch of `_encoded` samples as (all JPEG bytes in one tensor, their sizes, per sample
+    (box, flip, the decoded image or None for a JPEG)).
+
+    One tensor is one shared-memory segment for a worker to hand over, not one per file. And
+    read_file's tensor must not be handed over itself: it maps the file, and a mapped file's
+    storage has no descriptor to share (the worker's send fails with EBADF and the loader
+    waits for ever; seen on the first GPU run).
+    """
+    jpegs = [data for data, _, _ in samples if data.ndim == 1]
+    flat = torch.cat(jpegs) if jpegs else torch.empty(0, dtype=torch.uint8)
+    rest = [(box, flip, None if data.ndim == 1 else data) for data, box, flip in samples]
+    return flat, [len(j) for j in jpegs], rest
+
+
+def unpack(packed: tuple, device: torch.device) -> list[torch.Tensor]:
+    """The images of a `pack`ed batch on `device`, its JPEGs decoded there together (nvJPEG
+    on CUDA), in the batch's order."""
+    flat, sizes, rest = packed
+    jpegs = list(torch.split(flat, sizes)) if sizes else []
+    decoded = iter(decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device) if jpegs else [])
+    return [next(decoded) if image is None else image.to(device) for _, _, image in rest]
 
 
 class _Keys(Sampler):
@@ -236,19 +260,11 @@ class TorchTrainLoader(TrainLoaderBase):
         images, labels = self._gpu_images(*item)
         return self.normalize(images), labels.to(self.device, non_blocking=True)
 
-    def _gpu_images(self, samples, labels, seed, res):
+    def _gpu_images(self, packed, labels, seed, res):
         """Decode a batch's JPEGs together on the GPU, then crop, resize, flip, augment there."""
-        jpegs = [i for i, s in enumerate(samples) if s[0].ndim == 1]
-        decoded = (
-            decode_jpeg([samples[i][0] for i in jpegs], mode=ImageReadMode.RGB, device=self.device)
-            if jpegs
-            else []
-        )
-        images = [s[0].to(self.device) if s[0].ndim == 3 else None for s in samples]
-        for i, image in zip(jpegs, decoded, strict=True):
-            images[i] = image
+        images, samples = unpack(packed, self.device), packed[2]
         out = []
-        for image, (_, (top, left, h, w), flip) in zip(images, samples, strict=True):
+        for image, ((top, left, h, w), flip, _) in zip(images, samples, strict=True):
             image = TF.resized_crop(image, top, left, h, w, [res, res], antialias=True)
             out.append(image.flip(-1) if flip else image)
         batch = torch.stack(out)
