@@ -23,7 +23,7 @@ from .data.datasets import resolve_data
 from .errors import EnetError
 from .models import create_model, get_model_info
 from .runtime import ENV, retain_freed_memory
-from .settings import autocast_dtype, resolve_precision
+from .settings import autocast_dtype, resolve_precision, use_fast_cuda_kernels
 from .train.distributed import resolve_device
 
 
@@ -326,6 +326,7 @@ def _model_worker(conn, spec: dict, retain: bool, warmup: int) -> None:
         if retain:
             retain_freed_memory()
         torch.manual_seed(0)
+        use_fast_cuda_kernels(torch.device(spec["device"]))  # as enet train does
         c = _Candidate(
             spec["label"],
             _build(spec["name"], spec["source"], spec["num_classes"]),
