@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The accelerator check: one run on a machine with an NVIDIA GPU and no network, under 8
-# minutes. It does not assume DALI is installed there (the torch GPU path is checked instead)
+# The accelerator check: one run on a machine with an NVIDIA GPU and no network, its step limits
+# adding to 8.5 minutes. It does not assume DALI is installed there (the torch GPU path is checked instead)
 # and runs the package from this checkout (PYTHONPATH): nothing beyond PyTorch, torchvision,
 # typer, rich, pyyaml, matplotlib and pytest. What a device run can return is small: $OUT gets
 # at most 5 files (gpu_check.log, model_eager.json, model_compiled.json, data_gpu.json,
