@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The accelerator check: one run on a machine with an NVIDIA GPU and no network, its step limits
-# adding to 8.5 minutes. It does not assume DALI is installed there (the torch GPU path is checked instead)
-# and runs the package from this checkout (PYTHONPATH): nothing beyond PyTorch, torchvision,
+# The accelerator check: one run on a machine with an NVIDIA GPU and no network, its step
+# limits adding to 8.5 minutes. It does not assume DALI is installed there (the torch GPU path
+# is checked instead) and runs the package from this checkout (PYTHONPATH): nothing beyond PyTorch, torchvision,
 # typer, rich, pyyaml, matplotlib and pytest. What a device run can return is small: $OUT gets
 # at most 5 files (gpu_check.log, model_eager.json, model_compiled.json, data_gpu.json,
 # summary.json), no checkpoints (runs go to a scratch folder), and one table is printed last.
@@ -41,7 +41,7 @@ PY
 
 # (a) the CUDA tests, bad files through the torch GPU path, (b) synchronisations per step
 step cuda_tests 120 $PY -m pytest -q -s -m cuda tests/test_cuda.py --basetemp "$SCRATCH/pytest"
-# the training step at 224 px, bf16, channels_last: eager, then one compile per model
+# the training step at 224 px, bf16, channels_last: eager against torchvision's, then compiled
 step model_eager 120 $PY -m enet bench model --models efficientnet_b0 \
   --peers efficientnet_b0 --batch-size 256 --res 224 --precision bf16 \
   --channels-last --device cuda --steps 7 --out "$OUT/model_eager.json"
