@@ -114,15 +114,15 @@ class OptimConfig:
     # The defaults are the short-budget recipe both families' configs/ recipes share (fastai's
     # Imagenette recipe): without --config a run trains instead of diverging.
     name: Optimizer = "ranger"
-    """sgd (Nesterov momentum), adamw, rmsprop-tf or ranger (RAdam + Lookahead)."""
+    """sgd (Nesterov momentum), adamw, rmsprop-tf, radam, or ranger (RAdam + Lookahead)."""
     lr: float = 0.008
     """Peak learning rate, for the global batch (batch_size x accumulation x ranks)."""
     weight_decay: float = 0.01
     """Weight decay; never applied to BatchNorm weights or biases."""
     momentum: float = 0.95
-    """SGD and RMSprop momentum; Adam-style beta1 for adamw and ranger."""
+    """SGD and RMSprop momentum; Adam-style beta1 for adamw, radam and ranger."""
     beta2: float = 0.99
-    """Second-moment decay (adamw, ranger) or RMSprop's decay (rmsprop-tf: 0.9 in the paper)."""
+    """Second moment decay (adam-style) or RMSprop's decay (rmsprop-tf: 0.9 in the paper)."""
     eps: float = 1e-6
     """Optimiser epsilon (rmsprop-tf: 1e-3 in the paper, inside the square root)."""
     label_smoothing: float = 0.1

@@ -119,6 +119,25 @@ def test_rmsprop_tf_matches_the_tensorflow_update():
     assert torch.allclose(p.detach(), torch.tensor([1.0, -2.0]) - mom)
 
 
+def test_radam_decays_weights_decoupled_and_skips_biases():
+    from enet.config import OptimConfig
+
+    model = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, -2.0]]))
+        model.bias.fill_(0.5)
+    opt = build_optimizer(OptimConfig(name="radam", lr=0.1, weight_decay=0.5), model)
+    assert isinstance(opt, torch.optim.RAdam)
+    model.weight.grad = torch.tensor([[0.5, 0.25]])
+    model.bias.grad = torch.tensor([1.0])
+    opt.step()
+    # RAdam's first steps are momentum SGD on the bias-corrected mean (the gradient itself);
+    # the decay shrinks the weight by lr * wd beside the gradient, never through it.
+    expected = torch.tensor([[1.0, -2.0]]) * (1 - 0.1 * 0.5) - 0.1 * torch.tensor([[0.5, 0.25]])
+    assert torch.allclose(model.weight.detach(), expected)
+    assert torch.allclose(model.bias.detach(), torch.tensor([0.5 - 0.1]))
+
+
 def test_ranger_lookahead_syncs_every_k_steps_and_resumes():
     from enet.config import OptimConfig
 

@@ -1,4 +1,5 @@
-"""Optimisers: SGD (Nesterov), AdamW, TensorFlow-style RMSprop, and Ranger (RAdam + Lookahead).
+"""Optimisers: SGD (Nesterov), AdamW, TensorFlow-style RMSprop, RAdam, and Ranger (RAdam +
+Lookahead). RAdam's weight decay is decoupled (AdamW's, as fastai applies it).
 
 Weight decay is never applied to BatchNorm weights or biases (any parameter with one dimension).
 """
@@ -31,17 +32,12 @@ def build_optimizer(cfg: OptimConfig, model: nn.Module) -> torch.optim.Optimizer
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, cfg.beta2), eps=cfg.eps)
     if cfg.name == "rmsprop-tf":
         return RMSpropTF(groups, lr=cfg.lr, alpha=cfg.beta2, eps=cfg.eps, momentum=cfg.momentum)
-    if cfg.name != "ranger":
+    if cfg.name not in ("radam", "ranger"):
         raise EnetError(f"optim.name must be {one_of(Optimizer)}, got {cfg.name!r}")
-    return Lookahead(
-        torch.optim.RAdam(
-            groups,
-            lr=cfg.lr,
-            betas=(cfg.momentum, cfg.beta2),
-            eps=cfg.eps,
-            decoupled_weight_decay=True,
-        )
+    radam = torch.optim.RAdam(
+        groups, lr=cfg.lr, betas=(cfg.momentum, cfg.beta2), eps=cfg.eps, decoupled_weight_decay=True
     )
+    return Lookahead(radam) if cfg.name == "ranger" else radam
 
 
 class RMSpropTF(torch.optim.Optimizer):
