@@ -236,6 +236,50 @@ def test_progressive_resizing_changes_the_size_batch_by_batch(backend):
         assert torch.equal(expected, got)
 
 
+@pytest.mark.skipif("dali" not in BACKENDS, reason="DALI does not import here")
+def test_dali_parallel_reading_gives_the_same_batches_and_resumes():
+    """Files read by DALI's worker processes (the CUDA default), here on the CPU: the same
+    batches as read serially, the sizes following a run length changed after the pipeline was
+    built (they stay in this process), and a loader resumed mid-ramp continues bit for bit."""
+    import multiprocessing
+
+    def loader(parallel: bool):
+        options = dict(loader="dali", workers=1, seed=3, min_res=32, ramp=(0.2, 0.8))
+        train, _, _ = build_loaders("mini", 96, 16, **options)  # 15 batches per epoch
+        train.parallel_read, train.sizes.total = parallel, 10 * len(train)
+        return train
+
+    def run(train, state=None, count=30):
+        if state is not None:
+            train.load_state_dict(state)
+        out, saved = [], None
+        while len(out) < count:
+            for images, labels in train:
+                if len(out) == 3:  # the pipeline is built: the run gets shorter
+                    train.sizes.total = 2 * len(train)
+                    workers = [
+                        p for p in multiprocessing.active_children() if "Spawn" in p.name
+                    ]  # DALI starts its workers with spawn; DataLoader's are forked
+                out.append((images, labels))
+                if len(out) == 20:
+                    saved = train.state_dict()
+                if len(out) == count:
+                    break
+        return out, saved, workers
+
+    serial, _, none = run(loader(False))
+    parallel, state, workers = run(loader(True))
+    assert not none and workers  # DALI's reading processes ran only in parallel mode
+    assert {images.shape[-1] for images, _ in parallel} == {32, 64, 96}
+    for (xa, ya), (xb, yb) in zip(serial, parallel, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    resumed = loader(True)
+    resumed.sizes.total = 2 * len(resumed)
+    again, _, _ = run(resumed, state, count=5)
+    for (xa, ya), (xb, yb) in zip(parallel[20:25], again, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
 def test_resume_with_the_other_backend_is_refused():
     if len(BACKENDS) < 2:
         pytest.skip("DALI is not available")

@@ -5,7 +5,10 @@ DALI's BatchInfo: DALI checkpoints such a source together with every random gene
 pipeline, so `state_dict()` captures the exact position and random state, and a resumed run
 produces the same batches. The pipeline runs on the consuming thread (DALI prefetches on its own
 threads), so a checkpoint always describes what training has consumed, never more. On CUDA each
-run's outputs are bound to torch's current stream (`run(stream)`): no host synchronisation.
+run's outputs are bound to torch's current stream (`run(stream)`): no host synchronisation, and
+the files are read by DALI's Python worker processes (the external source's parallel mode), not
+by the training thread that also launches the model's kernels; each batch's size comes from a
+second, serial source in this process, where the training loop can still change the run's length.
 
 RandAugment: on the GPU, DALI's own inside the pipeline; on the CPU, enet's batched one after it
 (DALI's CPU RandAugment is slower than torchvision's DataLoader; see README, Performance).
@@ -14,7 +17,6 @@ RandAugment: on the GPU, DALI's own inside the pipeline; on the CPU, enet's batc
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Iterator
 
 import numpy as np
@@ -86,6 +88,23 @@ class _Outputs:
         return img, lab.view(-1)  # (N, C, H, W), (N,)
 
 
+class _Files:
+    """The external source of the training files: batch `iteration` of a pipeline that starts at
+    global batch `offset` -> its encoded files and labels. Picklable, so that DALI's worker
+    processes (started with spawn: fork is unsafe once CUDA is up) can call it."""
+
+    def __init__(self, files: list[str], labels: np.ndarray, plan: TrainPlan, offset: int):
+        self.files, self.labels, self.plan, self.offset = files, labels, plan, offset
+        self._epoch: tuple[int, np.ndarray] | None = None
+
+    def __call__(self, info):
+        epoch, b = divmod(self.offset + info.iteration, len(self.plan))
+        if self._epoch is None or self._epoch[0] != epoch:
+            self._epoch = (epoch, self.plan.epoch_indices(epoch))
+        idx = self._epoch[1][b]
+        return [_read(self.files[i]) for i in idx], [self.labels[i : i + 1] for i in idx]
+
+
 class DaliTrainLoader(TrainLoaderBase):
     backend = "dali"
 
@@ -110,6 +129,9 @@ class DaliTrainLoader(TrainLoaderBase):
         self.min_scale, self.device = min_scale, device
         self.workers = max(1, workers)  # DALI threads (0 workers means none for torch only)
         self.gpu = device.type == "cuda"
+        # files read by DALI's worker processes: on CUDA, where the training thread has kernels
+        # to launch; on the CPU serially (measured no faster: decoding fills the cores)
+        self.parallel_read = self.gpu
         use_ra = randaugment[0] > 0
         in_dali = randaugment_impl == "dali" or (randaugment_impl == "auto" and self.gpu)
         self.dali_randaugment = tuple(randaugment) if (use_ra and in_dali) else None
@@ -120,30 +142,23 @@ class DaliTrainLoader(TrainLoaderBase):
         self._offset = 0  # global batch index of the pipeline's first batch
         self._runs = 0  # batches taken from the pipeline since it was built
 
-    @functools.lru_cache(maxsize=2)  # noqa: B019 (the loader lives as long as the run)
-    def _epoch_indices(self, epoch: int) -> np.ndarray:
-        return self.plan.epoch_indices(epoch)
-
-    def _source(self, info):
-        """The batch's files, labels and size (per sample; progressive resizing changes it
-        from batch to batch without rebuilding the pipeline)."""
-        index = self._offset + info.iteration
-        epoch, b = divmod(index, len(self.plan))
-        idx = self._epoch_indices(epoch)[b]
-        size = np.full(2, self.sizes.at(index), dtype=np.float32)
-        return (
-            [_read(self.files[i]) for i in idx],
-            [self.labels[i : i + 1] for i in idx],
-            [size] * len(idx),
-        )
+    def _sizes(self, info):
+        """The batch's size, per sample: progressive resizing changes it from batch to batch
+        without rebuilding the pipeline."""
+        size = np.full(2, self.sizes.at(self._offset + info.iteration), dtype=np.float32)
+        return [size] * self.plan.batch_size
 
     def _build(self, offset: int, checkpoint: bytes | None = None) -> None:
         from .dali_pipelines import quiet_dali_deprecations, train_pipeline
 
         self._offset, self._runs = offset, 0
         with quiet_dali_deprecations():
+            files = _Files(self.files, self.labels, self.plan, offset)
+            parallel = dict(py_num_workers=self.workers, py_start_method="spawn")
             pipe = train_pipeline(
-                source=self._source,
+                files=files,
+                sizes=self._sizes,
+                parallel=self.parallel_read,
                 min_scale=self.min_scale,
                 gpu=self.gpu,
                 randaugment=self.dali_randaugment,
@@ -156,10 +171,17 @@ class DaliTrainLoader(TrainLoaderBase):
                 prefetch_queue_depth=4,
                 enable_checkpointing=True,
                 checkpoint=checkpoint,
+                **(parallel if self.parallel_read else {}),
             )
             try:
                 pipe.build()
             except Exception as err:  # noqa: BLE001 (DALI raises plain RuntimeErrors)
+                if self.parallel_read and "Workers initialization failed" in str(err):
+                    raise EnetError(
+                        "DALI's file-reading processes failed to start (they start with spawn, "
+                        "which imports the main module again: a script that uses enet needs an "
+                        '`if __name__ == "__main__":` guard); or use --loader torch'
+                    ) from None
                 raise _dali_error(err) from None
         self._pipe = pipe
 

@@ -35,25 +35,32 @@ def quiet_dali_deprecations():
 
 
 @pipeline_def(enable_conditionals=True)
-def train_pipeline(source, min_scale: float, gpu: bool, randaugment, crop: str):
+def train_pipeline(
+    files, sizes, parallel: bool, min_scale: float, gpu: bool, randaugment, crop: str
+):
     """encoded JPEG/PNG -> random-resized-crop (decoding only the crop), or the whole image
     resized to size x size (`crop="resize"`) [-> RandAugment] -> flip.
 
-    `source` gives (encoded, label, size) per sample: the size ([h, w], float32) can change from
-    batch to batch (progressive resizing) without rebuilding the pipeline.
+    `files` gives a batch's (encoded, label) per sample, read in DALI's Python worker processes
+    when `parallel` (the pipeline then needs `py_num_workers`); `sizes` its size per sample
+    ([h, w], float32), always in this process, so that it can change from batch to batch
+    (progressive resizing) without rebuilding the pipeline.
     Output: uint8 CHW images of size x size and int64 labels, on the GPU when `gpu`. (The flip
     comes last, fused with the layout change; RandAugment commutes with it up to the sign of
     its random shears, rotations and translations, which are symmetric.)
     `randaugment`: (n, m) to run DALI's own RandAugment inside the pipeline (fast on the GPU),
     None to leave it out (on the CPU enet's batched one runs after the pipeline instead).
     """
-    encoded, labels, sizes = fn.external_source(
-        source=source,
-        num_outputs=3,
+    encoded, labels = fn.external_source(
+        source=files,
+        num_outputs=2,
         batch=True,
         batch_info=True,
-        dtype=[types.UINT8, types.INT64, types.FLOAT],
+        parallel=parallel,
+        prefetch_queue_depth=4 if parallel else None,  # batches the workers read ahead
+        dtype=[types.UINT8, types.INT64],
     )
+    sizes = fn.external_source(source=sizes, batch=True, batch_info=True, dtype=types.FLOAT)
     if crop == "resize":
         images = fn.decoders.image(encoded, device="mixed" if gpu else "cpu", output_type=types.RGB)
     else:
