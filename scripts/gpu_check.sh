@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The accelerator check: one run on a machine with an NVIDIA GPU and no network, its step
-# limits adding to 8.5 minutes. It does not assume DALI is installed there (the torch GPU path
+# limits adding to 9 minutes. It does not assume DALI is installed there (the torch GPU path
 # is checked instead) and runs the package from this checkout (PYTHONPATH): nothing beyond PyTorch, torchvision,
 # typer, rich, pyyaml, matplotlib and pytest. What a device run can return is small: $OUT gets
-# at most 5 files (gpu_check.log, model_eager.json, model_compiled.json, data_gpu.json,
-# summary.json), no checkpoints (runs go to a scratch folder), and one table is printed last.
+# at most 6 files (gpu_check.log, model_eager.json, model_compiled.json, data_gpu.json,
+# crops_gpu.json, summary.json), no checkpoints (runs go to a scratch folder), and one table
+# is printed last.
 #
 # Time limits, from the first device runs (H200, 2026-11-30): a model's first training step at
 # batch 256, 224 px, bf16 took 45 s there (cuDNN's algorithm search, benchmark mode as enet
@@ -50,6 +51,9 @@ step model_compiled 110 $PY -m enet bench model --models efficientnet_b0 \
   --device cuda --steps 7 --compile --out "$OUT/model_compiled.json"
 step data_gpu 35 $PY -m enet bench data mini --res 224 --batch-size 64 --images 1024 \
   --passes 3 --loaders torch,baseline --device cuda --workers 8 --out "$OUT/data_gpu.json"
+# the torch GPU path's crops at batch 256: image by image against equal boxes resized together
+step crops_gpu 25 $PY scripts/bench_resized_crops.py --device cuda --batch 256 --res 128 \
+  --out "$OUT/crops_gpu.json"
 # with the side-stream prefetch, progressive resizing (32 -> 64 px), MixUp/CutMix, erasing and
 # the EMA's warm-up: every new path of the step on the device once
 step train_gpu 45 $PY -m enet train --config configs/smoke.yaml --device cuda --loader torch \

@@ -564,6 +564,27 @@ def test_prefetched_keeps_order_hands_over_errors_and_stops_when_closed():
     assert not any(t.name == "enet-prefetch" for t in threading.enumerate())
 
 
+def test_resized_crops_batches_equal_boxes_with_the_same_pixels():
+    """The torch GPU path resizes crops of equal size together (one call a group, flips picked
+    as views): the same pixels as cropping, resizing and flipping image by image."""
+    import torchvision.transforms.v2.functional as TF
+
+    from enet.data.torch_loader import resized_crops
+
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(224, 224)] * 5 + [(300, 200), (180, 260), (224, 224)]
+    images = [torch.randint(0, 256, (3, h, w), generator=gen, dtype=torch.uint8) for h, w in shapes]
+    boxes = [(0, 0, 224, 224)] * 5 + [(10, 5, 150, 120), (3, 40, 150, 120), (7, 9, 97, 131)]
+    flips = [True, False, True, True, False, False, True, True]  # groups of 5, 2 and 1
+    got = resized_crops(images, boxes, flips, 64)
+    assert got.shape == (8, 3, 64, 64) and got.dtype == torch.uint8
+    for image, (top, left, h, w), flip, out in zip(images, boxes, flips, got, strict=True):
+        expected = TF.resized_crop(image, top, left, h, w, [64, 64], antialias=True)
+        assert torch.equal(out, expected.flip(-1) if flip else expected)
+    unflipped = resized_crops(images[1:2] + images[4:5], boxes[:2], [False, False], 32)
+    assert torch.equal(unflipped[1], TF.resize(images[4], [32, 32], antialias=True))
+
+
 def test_gpu_path_batches_cross_worker_processes(tmp_path):
     """The workers of the torch GPU path hand each batch's JPEG bytes over to the main process
     (decoded there, nvJPEG on CUDA). Handed over as read_file gives them (a mapped file, whose
@@ -584,7 +605,10 @@ def test_gpu_path_batches_cross_worker_processes(tmp_path):
     keys = [(0, b, 32) for b in range(len(train.plan))]
     loader = DataLoader(batches, batch_size=None, sampler=keys, num_workers=2, timeout=60)
     seen = 0
-    for key, (packed, labels, _, _) in zip(keys, loader, strict=True):
+    for key, (packed, labels, seed, res) in zip(keys, loader, strict=True):
+        # cropped, resized and flipped as on the GPU: the pixels the CPU path's workers make
+        cpu_images, _ = train.dataset[key]
+        assert torch.equal(train._gpu_images(packed, labels, seed, res)[0], cpu_images)
         flat, sizes, rest = packed
         assert flat.dtype == torch.uint8 and flat.numel() == sum(sizes) > 0
         idx = train.plan.epoch_indices(0)[key[1]]
