@@ -9,6 +9,7 @@ generator seeded by (seed, epoch, batch, rank): reproducible in any worker proce
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -40,10 +41,15 @@ class TrainPlan:
         """Full batches per epoch (the last partial one is dropped, as for BatchNorm's sake)."""
         return self.per_rank // self.batch_size
 
+    @functools.lru_cache(maxsize=4)  # noqa: B019 (plans are few, small and immutable)
     def epoch_indices(self, epoch: int) -> np.ndarray:
+        """(batches, batch_size) sample indices; kept for the epoch's batches (and the next
+        epoch's, which workers reach first), read-only."""
         perm = np.random.default_rng([self.seed, epoch]).permutation(self.num_samples)
         mine = perm[: self.per_rank * self.world_size][self.rank :: self.world_size]
-        return mine[: len(self) * self.batch_size].reshape(len(self), self.batch_size)
+        out = mine[: len(self) * self.batch_size].reshape(len(self), self.batch_size)
+        out.setflags(write=False)
+        return out
 
     def batch_seed(self, epoch: int, batch: int) -> int:
         return seed_of(self.seed, epoch, batch, self.rank)

@@ -95,13 +95,10 @@ class _Files:
 
     def __init__(self, files: list[str], labels: np.ndarray, plan: TrainPlan, offset: int):
         self.files, self.labels, self.plan, self.offset = files, labels, plan, offset
-        self._epoch: tuple[int, np.ndarray] | None = None
 
     def __call__(self, info):
         epoch, b = divmod(self.offset + info.iteration, len(self.plan))
-        if self._epoch is None or self._epoch[0] != epoch:
-            self._epoch = (epoch, self.plan.epoch_indices(epoch))
-        idx = self._epoch[1][b]
+        idx = self.plan.epoch_indices(epoch)[b]
         return [_read(self.files[i]) for i in idx], [self.labels[i : i + 1] for i in idx]
 
 
@@ -153,10 +150,8 @@ class DaliTrainLoader(TrainLoaderBase):
 
         self._offset, self._runs = offset, 0
         with quiet_dali_deprecations():
-            files = _Files(self.files, self.labels, self.plan, offset)
-            parallel = dict(py_num_workers=self.workers, py_start_method="spawn")
             pipe = train_pipeline(
-                files=files,
+                files=_Files(self.files, self.labels, self.plan, offset),
                 sizes=self._sizes,
                 parallel=self.parallel_read,
                 min_scale=self.min_scale,
@@ -171,7 +166,11 @@ class DaliTrainLoader(TrainLoaderBase):
                 prefetch_queue_depth=4,
                 enable_checkpointing=True,
                 checkpoint=checkpoint,
-                **(parallel if self.parallel_read else {}),
+                **(
+                    dict(py_num_workers=self.workers, py_start_method="spawn")
+                    if self.parallel_read
+                    else {}
+                ),
             )
             try:
                 pipe.build()

@@ -14,7 +14,6 @@ own, two batches ahead of the training step (`prefetched`).
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import math
 import queue
@@ -123,14 +122,10 @@ class _TrainBatches(Dataset):
         self.randaugment = randaugment
         self.encoded_only = encoded_only  # CUDA: decode later, on the GPU
 
-    @functools.lru_cache(maxsize=2)  # noqa: B019 (one per worker process)
-    def _epoch_indices(self, epoch: int) -> np.ndarray:
-        return self.plan.epoch_indices(epoch)
-
     def __getitem__(self, key: tuple[int, int, int]):
         """(epoch, batch, size): the size is the loader's (progressive resizing)."""
         epoch, batch, res = key
-        idx = self._epoch_indices(epoch)[batch]
+        idx = self.plan.epoch_indices(epoch)[batch]
         seed = self.plan.batch_seed(epoch, batch)
         rng = np.random.default_rng(seed)
         labels = torch.from_numpy(self.labels[idx])
