@@ -106,7 +106,8 @@ def _make_loader(
     return baseline_loader(root, res, batch_size, tuple(randaugment), workers)
 
 
-def _endless(loader) -> Iterator:
+def endless(loader) -> Iterator:
+    """A loader's batches, epoch after epoch, for ever."""
     while True:
         yield from loader
 
@@ -125,7 +126,7 @@ def _data_pass(
 ) -> None:
     """One timed pass in a process of its own; sends img/s (or an error text) through `conn`."""
     try:
-        batches = _endless(_make_loader(kind, root, res, batch_size, randaugment, workers, device))
+        batches = endless(_make_loader(kind, root, res, batch_size, randaugment, workers, device))
         for _ in range(warmup_batches):  # worker start-up, pipeline build, first decodes
             next(batches)
         seen = 0

@@ -8,17 +8,10 @@ batches, median of alternating repeats.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
+from enet.bench import Measured, alternate, endless
 from enet.data import build_loaders
-
-
-def seconds(batches, n: int) -> float:
-    start = time.perf_counter()
-    for _ in range(n):
-        next(batches)
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -30,26 +23,29 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    streams = {}
-    for parallel in (False, True):
+
+    def timed(parallel: bool):
         train, _, _ = build_loaders(
             args.data, args.res, args.batch, loader="dali", workers=args.workers, seed=0
         )
-        train.parallel_read = parallel
-        train.sizes.total = 10**9
-        streams[parallel] = (b for _ in iter(int, 1) for b in train)  # endless
-        seconds(streams[parallel], 3)  # build, worker start, first batches
-    times: dict[bool, list[float]] = {False: [], True: []}
-    for _ in range(args.repeats):
-        for parallel, batches in streams.items():
-            times[parallel].append(seconds(batches, args.batches))
-    for parallel, ts in times.items():
-        name = "parallel" if parallel else "serial"
-        print(
-            f"{name:8s} median {statistics.median(ts):.4f} s  min {min(ts):.4f}  max {max(ts):.4f}"
-        )
-    ratio = statistics.median(times[True]) / statistics.median(times[False])
-    print(f"parallel / serial: {ratio:.2f}")
+        train.parallel_read, train.sizes.total = parallel, 10**9
+        batches = endless(train)
+
+        def run() -> float:
+            start = time.perf_counter()
+            for _ in range(args.batches):
+                next(batches)
+            return time.perf_counter() - start
+
+        run()  # build, worker start, first batches
+        return run
+
+    times = alternate({"serial": timed(False), "parallel": timed(True)}, args.repeats)
+    rows = {name: Measured(name, "s", ts, {}) for name, ts in times.items()}
+    for row in rows.values():
+        r = row.row()
+        print(f"{r['name']:8s} median {r['median']:.4f} s  min {r['min']:.4f}  max {r['max']:.4f}")
+    print(f"parallel / serial: {rows['parallel'].median / rows['serial'].median:.2f}")
 
 
 if __name__ == "__main__":

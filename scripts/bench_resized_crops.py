@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 
 import torch
 import torchvision.transforms.v2.functional as TF
 
+from enet.bench import Measured, alternate
 from enet.data.torch_loader import resized_crops
 
 
@@ -47,27 +47,28 @@ def main() -> None:
     flips = [bool(i % 2) for i in range(args.batch)]
     ways = {"per-image": per_image, "grouped": resized_crops}
     assert torch.equal(*(f(images, boxes, flips, args.res) for f in ways.values()))
-    times: dict[str, list[float]] = {name: [] for name in ways}
-    for _ in range(args.repeats):
-        for name, f in ways.items():
+
+    def timed(f):
+        def run() -> float:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
             f(images, boxes, flips, args.res)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            times[name].append(time.perf_counter() - start)
-    for name, ts in times.items():
-        ms = [t * 1000 for t in ts]
-        spread = f"min {min(ms):.2f}  max {max(ms):.2f}"
-        print(f"{name:9s} median {statistics.median(ms):.2f} ms  {spread}")
-    ratio = statistics.median(times["grouped"]) / statistics.median(times["per-image"])
-    print(f"grouped / per-image: {ratio:.2f}")
+            return (time.perf_counter() - start) * 1e6
+
+        return run
+
+    times = alternate({name: timed(f) for name, f in ways.items()}, args.repeats)
+    rows = [Measured(name, "us", ts, {}).row() for name, ts in times.items()]
+    for r in rows:
+        print(
+            f"{r['name']:9s} median {r['median'] / 1000:.2f} ms  min {r['min'] / 1000:.2f}  "
+            f"max {r['max'] / 1000:.2f}"
+        )
+    print(f"grouped / per-image: {rows[1]['median'] / rows[0]['median']:.2f}")
     if args.out:
-        rows = [
-            {"name": name, "median": statistics.median(ts) * 1e6, "unit": "us"}
-            for name, ts in times.items()
-        ]
         with open(args.out, "w") as f:
             json.dump(rows, f, indent=1)
 
