@@ -84,6 +84,12 @@ def test_xresnet_self_attention_params_equal_fastai(name):
             model = create_model(name, num_classes, act="mish", sa=True, pool="maxblur")
         # MaxBlurPool has no parameters: the counts are fastai's with or without it
         assert sum(p.numel() for p in model.parameters()) == expected
+        # the registry counts the model as built with its options (run summaries, reports)
+        info = get_model_info(name)
+        assert info.params(num_classes, act="mish", sa=True, pool="maxblur") == expected
+        assert info.params(num_classes) < expected
+    with_options = info.gflops(128, 10, act="mish", sa=True, pool="maxblur")
+    assert with_options > info.gflops(128, 10)  # the attention's products and the blur
 
 
 def _fastai_cases() -> list[str]:

@@ -530,6 +530,16 @@ def test_resume_extends_a_finished_run_and_refuses_fewer_epochs(tmp_path):
     assert fewer.returncode == 2 and "give --epochs 2 or more" in fewer.stderr
 
 
+def test_summary_counts_the_model_as_built_with_its_options(tmp_path):
+    out = tmp_path / "run"
+    opts = ["--set", "model.act=mish", "--set", "model.sa=true", "--set", "model.pool=maxblur"]
+    proc = run_enet("train", *TINY, "--epochs", "1", "--device", "cpu", *opts, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["params"] == 11_204_971  # fastai's xresnet18(act_cls=Mish, sa=True), 10 classes
+    assert "11,204,971 parameters" in proc.stdout
+
+
 def test_an_exploding_validation_loss_warns(tmp_path):
     out = tmp_path / "run"
     proc = run_enet(

@@ -30,13 +30,18 @@ class ModelInfo:
         params = inspect.signature(self.builder).parameters.values()
         return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
-    def params(self, num_classes: int = 1000) -> int:
-        """Number of parameters (weights and biases, not BatchNorm buffers)."""
-        return _count_params(self.name, num_classes)
+    def params(self, num_classes: int = 1000, **options: object) -> int:
+        """Number of parameters (weights and biases, not BatchNorm buffers) of the model built
+        with these `create_model` options (self-attention adds some; the defaults' otherwise)."""
+        return _count_params(self.name, num_classes, _frozen(options))
 
-    def gflops(self, resolution: int | None = None, num_classes: int = 1000) -> float:
-        """Forward GFLOPs for one image (a multiply-add counts as 2 FLOPs)."""
-        return _count_gflops(self.name, resolution or self.resolution, num_classes)
+    def gflops(
+        self, resolution: int | None = None, num_classes: int = 1000, **options: object
+    ) -> float:
+        """Forward GFLOPs for one image (a multiply-add counts as 2 FLOPs), options as `params`."""
+        return _count_gflops(
+            self.name, resolution or self.resolution, num_classes, _frozen(options)
+        )
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -106,19 +111,24 @@ def create_model(name: str, num_classes: int = 1000, **options: object) -> nn.Mo
         raise EnetError(f"model {name}: {err}") from None
 
 
+def _frozen(options: dict) -> tuple:
+    """Options as a hashable cache key."""
+    return tuple(sorted(options.items()))
+
+
 @functools.cache
-def _count_params(name: str, num_classes: int) -> int:
+def _count_params(name: str, num_classes: int, options: tuple = ()) -> int:
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
-        model = create_model(name, num_classes)
+        model = create_model(name, num_classes, **dict(options))
     return sum(p.numel() for p in model.parameters())
 
 
 @functools.cache
-def _count_gflops(name: str, resolution: int, num_classes: int) -> float:
+def _count_gflops(name: str, resolution: int, num_classes: int, options: tuple = ()) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.device("meta"):
-        model = create_model(name, num_classes).eval()
+        model = create_model(name, num_classes, **dict(options)).eval()
         image = torch.empty(1, 3, resolution, resolution)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(image)

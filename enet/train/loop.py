@@ -252,9 +252,9 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
         _restore(run, ckpt)
     run.model = _wrap(raw_model, cfg, env)
     _prepare_folder(run, resumed=ckpt is not None)
-    info = get_model_info(cfg.model.name)
+    params = get_model_info(cfg.model.name).params(len(classes), **model_options(cfg))
     reporter.print(
-        f"{cfg.model.name}: {info.params(len(classes)):,} parameters, {len(classes)} classes, "
+        f"{cfg.model.name}: {params:,} parameters, {len(classes)} classes, "
         f"{res}px, {precision}, {env.world_size} rank(s) on {env.device.type}; loader "
         f"{train_loader.backend_note}"
         + (f"; skipped {train_loader.skipped} unreadable files" if train_loader.skipped else "")
@@ -711,8 +711,8 @@ def _finish(run: Run) -> dict:
         "data_wait_s": pos.run.data_wait_s,
         "img_per_s": pos.run.img_per_s,
         "eval_img_per_s": last.get("eval_img_per_s"),
-        "params": info.params(len(run.classes)),
-        "gflops": info.gflops(run.res, len(run.classes)),
+        "params": info.params(len(run.classes), **model_options(run.cfg)),
+        "gflops": info.gflops(run.res, len(run.classes), **model_options(run.cfg)),
         "peak_memory_bytes": int(peak),
         "peak_torch_memory_bytes": (
             torch.cuda.max_memory_allocated(env.device) if env.device.type == "cuda" else None
