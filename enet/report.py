@@ -252,6 +252,14 @@ def _mean_spread(mean, std, runs: int) -> str:
     return f"{_fmt(mean, '.2f')} ± {_fmt(std, '.2f')}"
 
 
+def _best(summary: list[dict]) -> int | None:
+    """The entry with the best mean top-1 among those with the most finished seeds: a mean over
+    fewer seeds (a comparison part-way) is not ranked against them; None before any finished."""
+    most = max((s["runs"] for s in summary), default=0)
+    ranked = [i for i, s in enumerate(summary) if most and s["runs"] == most]
+    return max(ranked, key=lambda i: summary[i]["top1"]) if ranked else None
+
+
 def _table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]], int | None]:
     header = [
         "name",
@@ -266,10 +274,7 @@ def _table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]], int | 
         "wall time",
         "peak memory (GB)",
     ]
-    finished = [s for s in summary if s["runs"]]
-    best = max(range(len(summary)), key=lambda i: summary[i]["top1"]) if finished else None
-    if best is not None and not summary[best]["runs"]:
-        best = None
+    best = _best(summary)
     body = []
     for s in summary:
         runs = f"{s['runs']}/{s['planned']}" + (f" ({s['failed']} failed)" if s["failed"] else "")
@@ -337,7 +342,7 @@ def _markdown(cfg, specs, rows, summary, plots) -> str:
         f"{', '.join(map(str, cfg.seeds))}. Runs finished: "
         f"{finished} of {len(rows)}{unfinished}. Top-1 and top-5 are mean ± standard deviation "
         "over the finished seeds, on the validation split, after the last epoch. ★ marks "
-        "the best mean top-1.",
+        "the best mean top-1 among the entries with the most finished seeds.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",

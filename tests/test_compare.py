@@ -14,6 +14,7 @@ from conftest import REPO, run_enet
 
 from enet.compare import load_compare_config, plan_runs, recipe_digests
 from enet.errors import EnetError
+from enet.report import _best, aggregate
 
 
 @pytest.fixture(autouse=True)
@@ -226,3 +227,21 @@ def test_plan_follows_budget_and_resolution_policy():
         REPO / "configs" / "compare-imagenette.yaml", models=["efficientnet_b3"]
     )
     assert own.resolution == 128 and own.seeds == (0, 1, 2, 3, 4) and own.epochs == 5
+
+
+def test_the_star_ranks_only_entries_with_the_most_finished_seeds():
+    def row(name, seed, top1, status="finished"):
+        return dict(
+            name=name, model=name, seed=seed, status=status, top1=top1, top5=99.0,
+            best_top1=top1, params=1, gflops=1.0, resolution=32, train_img_per_s=1.0,
+            wall_s=1.0, peak_memory_bytes=1,
+        )  # fmt: skip
+
+    rows = [row("a", 0, 80.0), row("b", 0, 79.0), row("c", 0, 85.0)]
+    rows += [row("a", 1, 80.0), row("b", 1, 79.0), row("c", 1, None, "interrupted")]
+    summary = aggregate(rows, ["a", "b", "c"])
+    assert _best(summary) == 0  # c's one seed (85) is not ranked against two
+    rows[-1] = row("c", 1, 84.0)
+    assert _best(aggregate(rows, ["a", "b", "c"])) == 2
+    none_yet = [row(n, 0, None, "not run") for n in "ab"]
+    assert _best(aggregate(none_yet, ["a", "b"])) is None

@@ -43,6 +43,7 @@ def test_onnx_matches_pytorch_in_onnxruntime(tmp_path, run_dir):
         np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 @pytest.mark.parametrize("fmt", ["exported", "torchscript"])
 def test_programs_load_back_and_match(tmp_path, run_dir, fmt):
     out = tmp_path / f"model.{fmt}"
