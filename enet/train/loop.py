@@ -252,7 +252,7 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
         _restore(run, ckpt)
     run.model = _wrap(raw_model, cfg, env)
     _prepare_folder(run, resumed=ckpt is not None)
-    params = get_model_info(cfg.model.name).params(len(classes), **model_options(cfg))
+    params = sum(p.numel() for p in raw_model.parameters())  # the model as built
     reporter.print(
         f"{cfg.model.name}: {params:,} parameters, {len(classes)} classes, "
         f"{res}px, {precision}, {env.world_size} rank(s) on {env.device.type}; loader "
@@ -711,7 +711,7 @@ def _finish(run: Run) -> dict:
         "data_wait_s": pos.run.data_wait_s,
         "img_per_s": pos.run.img_per_s,
         "eval_img_per_s": last.get("eval_img_per_s"),
-        "params": info.params(len(run.classes), **model_options(run.cfg)),
+        "params": sum(p.numel() for p in run.raw_model.parameters()),
         "gflops": info.gflops(run.res, len(run.classes), **model_options(run.cfg)),
         "peak_memory_bytes": int(peak),
         "peak_torch_memory_bytes": (
