@@ -165,6 +165,25 @@ def test_ranger_lookahead_syncs_every_k_steps_and_resumes():
         assert torch.equal(after[k], model.state_dict()[k])
 
 
+def test_ranger_first_sync_pulls_back_towards_the_starting_weights():
+    """fastai's Lookahead: the slow weights start at the initial weights, so after k steps the
+    model sits halfway (alpha 0.5) between where it started and where RAdam alone took it."""
+    from enet.config import OptimConfig
+
+    torch.manual_seed(0)
+    start = torch.nn.Linear(4, 2)
+    fast, ranger = copy.deepcopy(start), copy.deepcopy(start)
+    for model, name in ((fast, "radam"), (ranger, "ranger")):
+        opt = build_optimizer(OptimConfig(name=name, lr=0.01, weight_decay=0.01), model)
+        for _ in range(6):
+            opt.zero_grad()
+            model(torch.ones(3, 4)).pow(2).sum().backward()
+            opt.step()
+    for w0, wf, wr in zip(start.parameters(), fast.parameters(), ranger.parameters(), strict=True):
+        assert torch.allclose(wr, w0 + 0.5 * (wf - w0), atol=1e-7)
+        assert not torch.allclose(wr, wf)
+
+
 # ---------------------------------------------------------------------------------------------
 # configuration
 

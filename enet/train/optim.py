@@ -111,19 +111,28 @@ class Lookahead(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        # The slow weights start where a parameter's training starts (fastai's Lookahead): copied
+        # before its first step, stored after it, since the inner optimiser sets up a
+        # parameter's state only while that state is empty.
+        fresh = {
+            p: p.detach().clone()
+            for group in self.param_groups
+            for p in group["params"]
+            if not self.base.state[p]
+        }
         loss = self.base.step(closure)
+        for p, start in fresh.items():
+            if self.base.state[p]:  # stepped now (a parameter without a gradient is not)
+                self.base.state[p]["lookahead_slow"] = start
         for group in self.param_groups:
             group["lookahead_count"] += 1
             if group["lookahead_count"] % self.k:
                 continue
             for p in group["params"]:
-                state = self.base.state[p]
-                slow = state.get("lookahead_slow")
-                if slow is None:  # first sync: the slow weights start where training started
-                    slow = state["lookahead_slow"] = p.detach().clone()
-                    continue
-                slow.add_(p - slow, alpha=self.alpha)
-                p.copy_(slow)
+                slow = self.base.state[p].get("lookahead_slow")
+                if slow is not None:
+                    slow.add_(p - slow, alpha=self.alpha)
+                    p.copy_(slow)
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
