@@ -1,5 +1,7 @@
 """Optimisers: SGD (Nesterov), AdamW, TensorFlow-style RMSprop, RAdam, and Ranger (RAdam +
-Lookahead). RAdam's weight decay is decoupled (AdamW's, as fastai applies it).
+Lookahead). RAdam's weight decay is decoupled (AdamW's, as fastai applies it). RAdam is torch's,
+which adds epsilon to the square root before the bias correction (fastai's after): the same
+steps but for a larger effective epsilon in the first few hundred (README, known limits).
 
 Weight decay is never applied to BatchNorm weights or biases (any parameter with one dimension).
 """
