@@ -21,7 +21,7 @@ from .data import build_loaders, dali_status
 from .data.common import IMAGENET_MEAN, IMAGENET_STD
 from .data.datasets import resolve_data
 from .errors import EnetError
-from .models import create_model, get_model_info
+from .models import create_model, get_model_info, num_params
 from .runtime import ENV, retain_freed_memory
 from .settings import autocast_dtype, resolve_precision, use_fast_cuda_kernels
 from .train.distributed import resolve_device
@@ -263,7 +263,7 @@ class _Candidate:
         self.label = label
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(device, memory_format=fmt).train()
-        self.params = sum(p.numel() for p in self.model.parameters())
+        self.params = num_params(self.model)
         self.forward = torch.compile(self.model) if compile_model else self.model
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")

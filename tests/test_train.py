@@ -138,6 +138,13 @@ def test_radam_decays_weights_decoupled_and_skips_biases():
     assert torch.allclose(model.bias.detach(), torch.tensor([0.5 - 0.1]))
 
 
+def _square_loss_steps(model, optimizer, n):
+    for _ in range(n):
+        optimizer.zero_grad()
+        model(torch.ones(3, 4)).pow(2).sum().backward()
+        optimizer.step()
+
+
 def test_ranger_lookahead_syncs_every_k_steps_and_resumes():
     from enet.config import OptimConfig
 
@@ -146,21 +153,15 @@ def test_ranger_lookahead_syncs_every_k_steps_and_resumes():
     opt = build_optimizer(OptimConfig(name="ranger", lr=0.01, weight_decay=0.0), model)
     assert isinstance(opt, Lookahead)
 
-    def steps(optimizer, n):
-        for _ in range(n):
-            optimizer.zero_grad()
-            model(torch.ones(3, 4)).pow(2).sum().backward()
-            optimizer.step()
-
-    steps(opt, 7)
+    _square_loss_steps(model, opt, 7)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     saved = copy.deepcopy(opt.state_dict())  # state_dict() holds live tensors
-    steps(opt, 8)
+    _square_loss_steps(model, opt, 8)
     after = {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(state)
     again = build_optimizer(OptimConfig(name="ranger", lr=0.01, weight_decay=0.0), model)
     again.load_state_dict(saved)
-    steps(again, 8)
+    _square_loss_steps(model, again, 8)
     for k in after:
         assert torch.equal(after[k], model.state_dict()[k])
 
@@ -175,10 +176,7 @@ def test_ranger_first_sync_pulls_back_towards_the_starting_weights():
     fast, ranger = copy.deepcopy(start), copy.deepcopy(start)
     for model, name in ((fast, "radam"), (ranger, "ranger")):
         opt = build_optimizer(OptimConfig(name=name, lr=0.01, weight_decay=0.01), model)
-        for _ in range(6):
-            opt.zero_grad()
-            model(torch.ones(3, 4)).pow(2).sum().backward()
-            opt.step()
+        _square_loss_steps(model, opt, 6)
     for w0, wf, wr in zip(start.parameters(), fast.parameters(), ranger.parameters(), strict=True):
         assert torch.allclose(wr, w0 + 0.5 * (wf - w0), atol=1e-7)
         assert not torch.allclose(wr, wf)

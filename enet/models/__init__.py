@@ -116,11 +116,15 @@ def _frozen(options: dict) -> tuple:
     return tuple(sorted(options.items()))
 
 
+def num_params(model: torch.nn.Module) -> int:
+    """Parameters of a model as built (buffers not counted)."""
+    return sum(p.numel() for p in model.parameters())
+
+
 @functools.cache
 def _count_params(name: str, num_classes: int, options: tuple = ()) -> int:
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
-        model = create_model(name, num_classes, **dict(options))
-    return sum(p.numel() for p in model.parameters())
+        return num_params(create_model(name, num_classes, **dict(options)))
 
 
 @functools.cache

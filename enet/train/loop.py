@@ -37,7 +37,7 @@ from ..data import build_loaders
 from ..data.batch_augment import BatchAugment
 from ..errors import EnetError, TrainingFailed
 from ..evaluate import EvalResult, evaluate
-from ..models import create_model, get_model_info
+from ..models import create_model, get_model_info, num_params
 from ..runtime import retain_on_cpu
 from ..settings import (
     autocast_dtype,
@@ -252,7 +252,7 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
         _restore(run, ckpt)
     run.model = _wrap(raw_model, cfg, env)
     _prepare_folder(run, resumed=ckpt is not None)
-    params = sum(p.numel() for p in raw_model.parameters())  # the model as built
+    params = num_params(raw_model)  # the model as built, with its options
     reporter.print(
         f"{cfg.model.name}: {params:,} parameters, {len(classes)} classes, "
         f"{res}px, {precision}, {env.world_size} rank(s) on {env.device.type}; loader "
@@ -711,7 +711,7 @@ def _finish(run: Run) -> dict:
         "data_wait_s": pos.run.data_wait_s,
         "img_per_s": pos.run.img_per_s,
         "eval_img_per_s": last.get("eval_img_per_s"),
-        "params": sum(p.numel() for p in run.raw_model.parameters()),
+        "params": num_params(run.raw_model),
         "gflops": info.gflops(run.res, len(run.classes), **model_options(run.cfg)),
         "peak_memory_bytes": int(peak),
         "peak_torch_memory_bytes": (
