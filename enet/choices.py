@@ -5,7 +5,7 @@ the command line can use it without loading torch."""
 from __future__ import annotations
 
 ACTIVATIONS = ("relu", "silu", "mish")
-POOLS = ("max", "maxblur")
+POOLS = ("max", "maxblur", "maxblur-pyr")
 LOADERS = ("auto", "dali", "torch")
 CROPS = ("random-resized", "resize")
 OPTIMIZERS = ("sgd", "adamw", "rmsprop-tf", "radam", "ranger")

@@ -66,7 +66,8 @@ class ModelConfig:
     sa: bool = False
     """XResNet: fastai's simple self-attention in the first stage's last block."""
     pool: Pool = "max"
-    """XResNet stem pooling: max, or maxblur (anti-aliased: max stride 1, then blur stride 2)."""
+    """XResNet stem pooling: max; maxblur (anti-aliased: 2x2 max stride 1, then 3x3 blur stride
+    2, today's kornia); maxblur-pyr (kornia <= 0.4's: 3x3 max stride 1, 5x5 blur, 2x downsample)."""
 
 
 @dataclass(frozen=True)

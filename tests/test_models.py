@@ -131,6 +131,37 @@ def test_maxblurpool_is_max_then_binomial_blur():
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 10)
 
 
+def test_maxblurpool_pyr_is_kornia_04s_max_gaussian_then_2x2_mean():
+    from enet.models.layers import MaxBlurPoolPyr
+
+    x = torch.randn(1, 2, 8, 6)
+    out = MaxBlurPoolPyr()(x)
+    # kornia 0.4, pixel by pixel: 3x3 max (stride 1, out-of-image cells ignored), a 5x5
+    # Gaussian with the borders reflected, then each output the mean of a 2x2 block.
+    h, w = x.shape[-2:]
+    m = torch.empty_like(x)
+    for i in range(h):
+        for j in range(w):
+            m[..., i, j] = x[..., max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2].amax((-2, -1))
+    g = torch.tensor([1.0, 4, 6, 4, 1])
+    reflect = lambda k, n: abs(k) if k < 0 else (2 * (n - 1) - k if k >= n else k)  # noqa: E731
+    blurred = torch.zeros_like(m)
+    for i in range(h):
+        for j in range(w):
+            for a in range(-2, 3):
+                for b in range(-2, 3):
+                    weight = g[a + 2] * g[b + 2] / 256
+                    blurred[..., i, j] += weight * m[..., reflect(i + a, h), reflect(j + b, w)]
+    expected = blurred.reshape(1, 2, h // 2, 2, w // 2, 2).mean((3, 5))
+    assert out.shape == (1, 2, 4, 3)
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert not list(MaxBlurPoolPyr().parameters()) and not MaxBlurPoolPyr().state_dict()
+    model = create_model("xse_resnext18", 10, pool="maxblur-pyr")
+    assert isinstance(model.stem[-1], MaxBlurPoolPyr)
+    assert sum(p.numel() for p in model.parameters()) == 13_138_026  # fastai's, as without it
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 10)
+
+
 def test_xse_resnext_structure():
     model = create_model("xse_resnext50", 10, act="mish", sa=True)
     block = model.stages[0][-1]

@@ -175,6 +175,28 @@ class MaxBlurPool(nn.Module):
         return F.conv2d(x, kernel, padding=1, stride=self.stride, groups=channels)
 
 
+class MaxBlurPoolPyr(nn.Module):
+    """kornia <= 0.4's MaxBlurPool2d(3, ceil_mode=True), the one fastai's 2020 Imagenette script
+    (train_imagenette.py, `blurpool`) put in place of the stem's max-pool, before kornia 0.5
+    (pull request 894) rewrote it as `MaxBlurPool` above: a 3x3 max-pool with stride 1 and
+    padding 1, then kornia's `pyrdown`, a 5x5 Gaussian ([1, 4, 6, 4, 1] outer itself / 256, the
+    borders reflected) and a bilinear 2x downsampling (the mean of each 2x2 block). A wider blur
+    than `MaxBlurPool`'s. No parameters; the kernel is a non-persistent buffer.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        row = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])
+        self.register_buffer("kernel", (row[:, None] * row[None, :] / 256).view(1, 1, 5, 5), False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(x, kernel_size=3, stride=1, padding=1, ceil_mode=True)
+        channels = x.shape[1]
+        kernel = self.kernel.to(x.dtype).expand(channels, 1, 5, 5)
+        x = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), kernel, groups=channels)
+        return F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
+
+
 class Stages(nn.Sequential):
     """A model's stages in order; with gradient checkpointing on (`checkpointed = True`, in
     training) each stage keeps only its input and recomputes its activations in the backward

@@ -8,8 +8,9 @@ The family's variants are the same network with other blocks, as fastai's `XResN
 ResNeXt (grouped 3x3 convs, 32 groups of width 4 per 64 channels), squeeze-excite after the
 conv path (reduction 16), or both (`xse_resnext*`, the Imagenette leaderboard's model). Options
 on every variant: `act` (relu, silu, mish), `sa` (fastai's simple self-attention in the last
-block of the first stage, where fastai puts it) and `pool` ("max", or "maxblur": the stem's
-max-pool, the network's one max-pool, anti-aliased as the leaderboard's MaxBlurPool entries did).
+block of the first stage, where fastai puts it) and `pool` ("max"; "maxblur" or "maxblur-pyr":
+the stem's max-pool, the network's one max-pool, anti-aliased as the leaderboard's MaxBlurPool
+entries did, by today's kornia or by kornia 0.4, which the 2020 entries used).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .layers import (
     ClassifierHead,
     ConvBnAct,
     MaxBlurPool,
+    MaxBlurPoolPyr,
     SimpleSelfAttention,
     SqueezeExcite,
     Stages,
@@ -99,6 +101,15 @@ class ResBlock(nn.Module):
         return self.act(self.convs(x) + self.shortcut(x))
 
 
+def _stem_pool(pool: str) -> nn.Module:
+    """The stem's downsampling pool: fastai's max-pool or one of the two MaxBlurPools."""
+    if pool == "maxblur":
+        return MaxBlurPool(2)
+    if pool == "maxblur-pyr":
+        return MaxBlurPoolPyr()
+    return nn.MaxPool2d(3, stride=2, padding=1)
+
+
 class XResNet(nn.Module):
     """stem (3 convs + max-pool) -> 4 stages of ResBlocks -> pooled classifier."""
 
@@ -124,7 +135,7 @@ class XResNet(nn.Module):
                 ConvBnAct(stem_sizes[i], stem_sizes[i + 1], 3, stride=2 if i == 0 else 1, act=act)
                 for i in range(3)
             ],
-            nn.MaxPool2d(3, stride=2, padding=1) if pool == "max" else MaxBlurPool(2),
+            _stem_pool(pool),
         )
         widths = (64, 128, 256, 512)
         stages = []
