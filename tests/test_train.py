@@ -138,6 +138,60 @@ def test_radam_decays_weights_decoupled_and_skips_biases():
     assert torch.allclose(model.bias.detach(), torch.tensor([0.5 - 0.1]))
 
 
+def _fastai_radam(p, grads, lr, beta1, beta2, eps, wd):
+    """fastai's RAdam step by step (decoupled decay, dampened averages, eps after the bias
+    correction), the reference enet's RAdam is held to."""
+    m, v, rho_inf = torch.zeros_like(p), torch.zeros_like(p), 2 / (1 - beta2) - 1
+    for t, g in enumerate(grads, 1):
+        p = p * (1 - lr * wd)
+        m, v = beta1 * m + (1 - beta1) * g, beta2 * v + (1 - beta2) * g * g
+        debias1, debias2 = 1 - beta1**t, 1 - beta2**t
+        rho = rho_inf - 2 * t * beta2**t / debias2
+        if rho > 5:
+            rect = math.sqrt(
+                (rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho)
+            )
+            p = p - lr * rect / debias1 * m / ((v / debias2).sqrt() + eps)
+        else:
+            p = p - lr / debias1 * m
+    return p
+
+
+def test_radam_adds_epsilon_after_the_bias_correction_as_fastai():
+    """Gradients of 1e-3 against eps 1e-3: where eps sits changes every rectified step."""
+    from enet.config import OptimConfig
+
+    grads = [torch.tensor([[1e-3, -2e-3]]) * (1 + 0.3 * math.sin(t)) for t in range(30)]
+    hp = dict(lr=0.01, beta1=0.95, beta2=0.99, eps=1e-3, wd=0.01)
+    expected = _fastai_radam(torch.tensor([[1.0, -2.0]]), grads, **hp)
+    cfg = OptimConfig(name="radam", lr=0.01, momentum=0.95, beta2=0.99, eps=1e-3, weight_decay=0.01)
+    results = {}
+    for name, make in (
+        ("enet", lambda m: build_optimizer(cfg, m)),
+        (
+            "torch",
+            lambda m: torch.optim.RAdam(
+                m.parameters(),
+                lr=0.01,
+                betas=(0.95, 0.99),
+                eps=1e-3,
+                weight_decay=0.01,
+                decoupled_weight_decay=True,
+            ),
+        ),
+    ):
+        model = torch.nn.Linear(2, 1, bias=False)
+        with torch.no_grad():
+            model.weight.copy_(torch.tensor([[1.0, -2.0]]))
+        opt = make(model)
+        for g in grads:
+            model.weight.grad = g.clone()
+            opt.step()
+        results[name] = model.weight.detach()
+    assert torch.allclose(results["enet"], expected, rtol=0, atol=1e-6)
+    assert not torch.allclose(results["torch"], expected, rtol=0, atol=1e-4)
+
+
 def _square_loss_steps(model, optimizer, n):
     for _ in range(n):
         optimizer.zero_grad()
