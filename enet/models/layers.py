@@ -177,11 +177,11 @@ class MaxBlurPool(nn.Module):
 
 class MaxBlurPoolPyr(nn.Module):
     """kornia <= 0.4's MaxBlurPool2d(3, ceil_mode=True), the one fastai's 2020 Imagenette script
-    (train_imagenette.py, `blurpool`) put in place of the stem's max-pool, before kornia 0.5
-    (pull request 894) rewrote it as `MaxBlurPool` above: a 3x3 max-pool with stride 1 and
-    padding 1, then kornia's `pyrdown`, a 5x5 Gaussian ([1, 4, 6, 4, 1] outer itself / 256, the
-    borders reflected) and a bilinear 2x downsampling (the mean of each 2x2 block). A wider blur
-    than `MaxBlurPool`'s. No parameters; the kernel is a non-persistent buffer.
+    (train_imagenette.py, `blurpool`) put in place of the stem's max-pool, before kornia's pull
+    request 894 (March 2021) rewrote it as `MaxBlurPool` above: a 3x3 max-pool with stride 1
+    and padding 1, then kornia's `pyrdown`, a 5x5 Gaussian ([1, 4, 6, 4, 1] outer itself / 256,
+    the borders reflected) and a bilinear 2x downsampling (the mean of each 2x2 block). A wider
+    blur than `MaxBlurPool`'s. No parameters; the kernel is a non-persistent buffer.
     """
 
     def __init__(self) -> None:

@@ -10,7 +10,7 @@ conv path (reduction 16), or both (`xse_resnext*`, the Imagenette leaderboard's 
 on every variant: `act` (relu, silu, mish), `sa` (fastai's simple self-attention in the last
 block of the first stage, where fastai puts it) and `pool` ("max"; "maxblur" or "maxblur-pyr":
 the stem's max-pool, the network's one max-pool, anti-aliased as the leaderboard's MaxBlurPool
-entries did, by today's kornia or by kornia 0.4, which the 2020 entries used).
+entries did, by today's kornia or by kornia 0.4, which fastai's 2020 Imagenette script used).
 """
 
 from __future__ import annotations
