@@ -11,7 +11,7 @@ from fastai_util import reference_input, seeded_model
 from torch import nn
 
 from enet.errors import EnetError
-from enet.models import create_model, get_model_info, list_models
+from enet.models import create_model, get_model_info, list_models, num_params
 from enet.models.efficientnet import MBConv, load_torchvision_weights
 from enet.models.layers import ClassifierHead, drop_connect, make_divisible
 
@@ -158,7 +158,7 @@ def test_maxblurpool_pyr_is_kornia_04s_max_gaussian_then_2x2_mean():
     assert not list(MaxBlurPoolPyr().parameters()) and not MaxBlurPoolPyr().state_dict()
     model = create_model("xse_resnext18", 10, pool="maxblur-pyr")
     assert isinstance(model.stem[-1], MaxBlurPoolPyr)
-    assert sum(p.numel() for p in model.parameters()) == 13_138_026  # fastai's, as without it
+    assert num_params(model) == 13_138_026  # fastai's, as without it
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 10)
 
 

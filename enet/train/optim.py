@@ -53,7 +53,6 @@ class RAdam(torch.optim.RAdam):
     (a parameter that missed steps for want of a gradient is off by those steps).
     """
 
-    @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
             base_eps = group.setdefault("base_eps", group["eps"])
