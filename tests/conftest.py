@@ -49,6 +49,19 @@ def imagenette_path() -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _restore_torch_globals():
+    """Each test leaves torch's process-wide settings as it found them (thread count, float32
+    matmul precision): a test that changes one must not change the figures of the tests after
+    it (the fastai comparison depends on the thread count)."""
+    import torch
+
+    threads, matmul = torch.get_num_threads(), torch.get_float32_matmul_precision()
+    yield
+    torch.set_num_threads(threads)
+    torch.set_float32_matmul_precision(matmul)
+
+
+@pytest.fixture(autouse=True)
 def _collect_pipelines():
     """Free each test's loaders when it ends. A DALI loader and its pipeline hold each other
     (the pipeline's source is the loader's method), so only the garbage collector frees them,

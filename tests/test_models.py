@@ -96,18 +96,42 @@ def _fastai_cases() -> list[str]:
     return sorted(torch.load(FASTAI_OUTPUTS, weights_only=True)["cases"])
 
 
+# The reference outputs were recorded with 2 torch threads; at that count most cases match
+# exactly. Another count sums in another order: measured at 1 thread, the worst case
+# (xse_resnext50, eval mode) is 3.9e-4 of the output's scale, which the seeded statistics make
+# as large as 1e7; a wrong layer is off by the order of the scale itself.
+RECORDED_THREADS = 2
+SCALE_TOLERANCE = 1e-3
+
+
+def _close_at_scale(out: torch.Tensor, ref: torch.Tensor) -> bool:
+    return (out - ref).abs().max() <= SCALE_TOLERANCE * ref.abs().max()
+
+
 @pytest.mark.parametrize("key", _fastai_cases())
 def test_xresnet_family_matches_fastai_outputs(key):
     """Outputs recorded from fastai 2.8.12's model holding our weights (copied in registration
     order) by scripts/fastai_reference.py: eval mode, and train mode (batch statistics, one
-    spectral-norm power iteration)."""
+    spectral-norm power iteration). At the recorded thread count (conftest restores it)."""
+    torch.set_num_threads(RECORDED_THREADS)
     case = torch.load(FASTAI_OUTPUTS, weights_only=True)["cases"][key]
     model = seeded_model(case["name"], case["opts"])
     assert sum(p.numel() for p in model.parameters()) == case["params"][10]
     x = reference_input()
     with torch.no_grad():
-        assert torch.allclose(model.eval()(x), case["eval"], atol=1e-4, rtol=1e-4)
-        assert torch.allclose(model.train()(x), case["train"], atol=1e-4, rtol=1e-4)
+        assert _close_at_scale(model.eval()(x), case["eval"])
+        assert _close_at_scale(model.train()(x), case["train"])
+
+
+def test_the_fastai_comparison_tells_a_wrong_layer_apart():
+    """The tolerance above still fails a model that differs from fastai's in one place: the
+    stem's activation swapped for another."""
+    torch.set_num_threads(RECORDED_THREADS)
+    case = torch.load(FASTAI_OUTPUTS, weights_only=True)["cases"]["xse_resnext50"]
+    model = seeded_model(case["name"], case["opts"])
+    model.stem[0].act = torch.nn.LeakyReLU(0.1)
+    with torch.no_grad():
+        assert not _close_at_scale(model.eval()(reference_input()), case["eval"])
 
 
 def test_maxblurpool_is_max_then_binomial_blur():

@@ -42,11 +42,12 @@ from ..runtime import retain_on_cpu
 from ..settings import (
     autocast_dtype,
     model_options,
-    resolve_precision,
+    precision_choice,
     resolve_resolution,
     use_fast_cuda_kernels,
 )
 from . import distributed
+from .budget import TimeBudget
 from .checkpoint import atomic_torch_save, load_checkpoint, rng_state, set_rng_state
 from .ema import EMA
 from .init import initialise
@@ -57,11 +58,6 @@ from .run_folder import RunFolder, environment
 from .schedule import make_schedule
 from .window import LossWindow
 
-# With a time budget: steps left out of the step time (worker start, DALI's build, cuDNN's
-# autotuning, torch.compile), then steady steps timed before the schedule's length is first
-# fixed; it is fitted again at every epoch end from that epoch's steps and evaluation.
-WARMUP_STEPS = 3
-CALIBRATION_STEPS = 10
 DIVERGED_FACTOR = 10.0  # a validation loss this many times its first value is an explosion
 
 
@@ -143,6 +139,7 @@ class Run:
     out: RunFolder
     reporter: Reporter
     precision: str
+    precision_reason: str  # why this precision (auto's choice, or asked for)
     res: int
     train_loader: object
     val_loader: object
@@ -159,10 +156,8 @@ class Run:
     epoch_start: float = 0.0
     first_val_loss: float | None = None
     last_record: dict | None = None
-    budget_mark: tuple[int, float, float] | None = None  # steady timing began: step, full
-    # steps (pixels-weighted), clock
+    budget: TimeBudget | None = None  # --minutes
     size: int = 0  # the last training batch's resolution
-    eval_s: float | None = None  # the last end-of-epoch evaluation's seconds
     init: str = "random"  # the weights the run started from
     augment: BatchAugment | None = None  # MixUp / CutMix / erasing on the device
     peak_device_bytes: int = 0  # CUDA: the device's used memory, highest sampled
@@ -193,6 +188,8 @@ def _train(run: Run) -> dict:
     _set_total(run, pos.total_steps)
     run.reporter.start(pos.total_steps, pos.step)
     run.run_start = time.perf_counter() - pos.wall_s
+    if run.budget is not None:
+        run.budget.begin(pos.wall_s)
     with StopSignals() as signals:
         try:
             while pos.step < pos.total_steps:
@@ -222,7 +219,7 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
         )
     tensorboard = out.path / "tensorboard" if cfg.run.tensorboard and env.is_main else None
     reporter = Reporter(env.is_main, console, cfg.train.log_every_steps, tensorboard)
-    precision = resolve_precision(cfg.train.precision, env.device)
+    precision, precision_reason = precision_choice(cfg.train.precision, env.device, cfg.model.name)
     use_fast_cuda_kernels(env.device)
     retain_on_cpu(env.device, cfg.train.retain_cpu_memory)  # before the loaders' workers start
     res = resolve_resolution(cfg)
@@ -240,8 +237,8 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
         )
     raw_model, optimizer, scaler, ema, init = build_trainable(cfg, env, len(classes), precision)
     run = Run(
-        cfg, env, out, reporter, precision, res, train_loader, val_loader, classes,
-        steps_per_epoch, raw_model, raw_model, optimizer, scaler, ema,
+        cfg, env, out, reporter, precision, precision_reason, res, train_loader, val_loader,
+        classes, steps_per_epoch, raw_model, raw_model, optimizer, scaler, ema,
         Position(total_steps=cfg.train.epochs * steps_per_epoch),
     )  # fmt: skip
     run.init = ckpt.get("init", init) if ckpt is not None else init
@@ -251,11 +248,17 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
     if ckpt is not None:
         _restore(run, ckpt)
     run.model = _wrap(raw_model, cfg, env)
+    if cfg.train.minutes:
+        run.budget = TimeBudget(
+            cfg.train.minutes, steps_per_epoch, cfg.train.accum_steps, train_loader.sizes,
+            len(val_loader), env, clock=lambda: _device_clock(env.device),
+        )  # fmt: skip
     _prepare_folder(run, resumed=ckpt is not None)
     params = num_params(raw_model)  # the model as built, with its options
     reporter.print(
         f"{cfg.model.name}: {params:,} parameters, {len(classes)} classes, "
-        f"{res}px, {precision}, {env.world_size} rank(s) on {env.device.type}; loader "
+        f"{res}px, {precision} ({precision_reason}), {env.world_size} rank(s) on "
+        f"{env.device.type}; loader "
         f"{train_loader.backend_note}"
         + (f"; skipped {train_loader.skipped} unreadable files" if train_loader.skipped else "")
         + (f"; resuming at step {run.pos.step}" if ckpt is not None else ""),
@@ -355,7 +358,11 @@ def _prepare_folder(run: Run, resumed: bool) -> None:
         out.write_config(to_yaml(cfg))
         out.write_env(
             environment(env.device, env.world_size)
-            | {"precision": run.precision, "loader": run.train_loader.backend_note}
+            | {
+                "precision": run.precision,
+                "precision_reason": run.precision_reason,
+                "loader": run.train_loader.backend_note,
+            }
         )
         if resumed:
             out.truncate_metrics(run.pos.step)
@@ -521,8 +528,8 @@ def _after_step(run: Run, signals: StopSignals, window: LossWindow, lr: float) -
     if pos.step % t.log_every_steps == 0 or save_due or stop_now:
         stop = _check(run, window, signals, lr)
     run.reporter.advance(pos.step, pos.epoch + 1, pos.current.img_per_s)
-    if t.minutes and not pos.calibrated:
-        _calibrate(run)
+    if run.budget is not None:
+        _set_total(run, run.budget.after_step(pos))
     if save_due or stop:
         pos.wall_s = time.perf_counter() - run.run_start
         save(run, out.last)
@@ -556,50 +563,22 @@ def _check(run: Run, window: LossWindow, signals: StopSignals, lr: float) -> boo
 # epoch end and the summary
 
 
-def _calibrate(run: Run) -> None:
-    """Time CALIBRATION_STEPS steady steps after WARMUP_STEPS (device synchronised at both
-    ends), then fit the schedule's length to the budget."""
-    pos = run.pos
-    if pos.step < WARMUP_STEPS:
+def _set_total(run: Run, total: int | None) -> None:
+    """The run's length in steps: the schedule and the sizes of progressive resizing follow
+    (None, or the length it has: nothing changes)."""
+    if total is None or (total == run.pos.total_steps and run.lr_at is not None):
         return
-    if run.budget_mark is None:
-        _synchronize(run.device)
-        run.budget_mark = (pos.step, pos.run.full_steps, time.perf_counter())
-        return
-    first, first_full, start = run.budget_mark
-    if pos.step - first < CALIBRATION_STEPS:
-        return
-    _synchronize(run.device)
-    pos.calibrated = True
-    _refit(run, (time.perf_counter() - start) / (pos.run.full_steps - first_full))
-
-
-def _refit(run: Run, full_step_s: float) -> None:
-    """Fit the run's length to the time left, from a full-size step's measured time."""
-    pos, accum = run.pos, run.cfg.train.accum_steps
-    left = run.cfg.train.minutes * 60 - (time.perf_counter() - run.run_start)
-    eval_s = run.eval_s if run.eval_s is not None else len(run.val_loader) * full_step_s / 3
-    sizes = run.train_loader.sizes
-
-    def areas(first: int, total: int):  # each step's cost, relative to a full-size one
-        return sizes.areas(first * accum, total * accum)[::accum]
-
-    total = _fit_budget(pos, left, full_step_s, eval_s, run.steps_per_epoch, run.env, areas)
-    if total != pos.total_steps:
-        _set_total(run, total)
-
-
-def _set_total(run: Run, total: int) -> None:
-    """The run's length in steps: the schedule and the sizes of progressive resizing follow."""
     run.pos.total_steps = total
     run.lr_at = make_schedule(run.cfg.schedule, run.cfg.optim.lr, total)
     run.train_loader.sizes.total = total * run.cfg.train.accum_steps
     run.reporter.set_total(total)
 
 
-def _synchronize(device: torch.device) -> None:
+def _device_clock(device: torch.device) -> float:
+    """The time once the device has finished the work queued so far."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def _validate(run: Run, model: nn.Module, progress: bool) -> EvalResult:
@@ -622,7 +601,7 @@ def _end_epoch(run: Run) -> None:
     eval_start = time.perf_counter()
     result = _validate(run, run.raw_model, progress=True)
     ema_result = _validate(run, run.ema.module, progress=False) if run.ema else None
-    run.eval_s = time.perf_counter() - eval_start
+    eval_s = time.perf_counter() - eval_start
     pos.epoch += 1
     current = pos.current
     record = {
@@ -646,8 +625,9 @@ def _end_epoch(run: Run) -> None:
     _warn_divergence(run, record)
     run.last_record = record
     pos.current = type(current)()
-    if run.cfg.train.minutes and pos.calibrated and current.loss_count:
-        _refit(run, current.full_step_s)  # this epoch's steps, its evaluation
+    if run.budget is not None:  # refitted from this epoch's steps and evaluation
+        step_s = current.full_step_s if current.loss_count else None
+        _set_total(run, run.budget.after_epoch(pos, eval_s, step_s))
     improved = result.top1 > pos.best_top1
     pos.best_top1 = max(pos.best_top1, result.top1)
     pos.wall_s = time.perf_counter() - run.run_start
@@ -660,20 +640,33 @@ def _end_epoch(run: Run) -> None:
 
 
 def _warn_divergence(run: Run, record: dict) -> None:
-    """A validation loss DIVERGED_FACTOR times its first epoch's value: warn, mark the epoch."""
+    """A validation loss DIVERGED_FACTOR times its first epoch's value, or times an untrained
+    model's (ln(classes): uniform guesses), or not finite: warn, mark the epoch. The second
+    reference catches a run that explodes within its first epoch."""
     if run.first_val_loss is None:
         records = run.out.read_metrics() if run.out.metrics.is_file() else []
         run.first_val_loss = records[0]["val_loss"] if records else record["val_loss"]
     loss, first = record["val_loss"], run.first_val_loss
-    if math.isfinite(loss) and loss <= DIVERGED_FACTOR * max(first, 1e-3):
+    if not diverged(loss, first, len(run.classes)):
         return
     record["diverged"] = True
     run.reporter.print(
-        f"[bold red]warning: the validation loss exploded ({loss:.3g}, first epoch "
-        f"{first:.3g}) at epoch {record['epoch']}: the run is diverging; try a lower --lr or "
-        "a recipe from configs/",
+        f"[bold red]warning: the validation loss exploded ({loss:.3g}; first epoch "
+        f"{first:.3g}, an untrained model about {math.log(len(run.classes)):.3g}) at epoch "
+        f"{record['epoch']}: the run is diverging; try a lower --lr or a recipe from configs/",
         highlight=False,
     )
+
+
+def diverged(loss: float, first: float, classes: int) -> bool:
+    """Is a validation loss an explosion: not finite, or DIVERGED_FACTOR times the first
+    epoch's or an untrained model's (ln(classes))?"""
+    if not math.isfinite(loss):
+        return True
+    reference = math.log(max(classes, 2))
+    if math.isfinite(first):
+        reference = min(max(first, 1e-3), reference)
+    return loss > DIVERGED_FACTOR * reference
 
 
 def _finish(run: Run) -> dict:
@@ -732,41 +725,6 @@ def _finish(run: Run) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def _fit_budget(
-    pos: Position,
-    left_s: float,
-    step_s: float,
-    eval_s: float,
-    steps_per_epoch: int,
-    env,
-    areas: Callable[[int, int], np.ndarray] | None = None,
-) -> int:
-    """With a wall-clock budget: how many steps in all end on time, given `left_s` seconds, a
-    full-size step's time, an evaluation pass's (one per epoch still to end, the partial last
-    one too) and `areas(first, total)`: the cost of steps first .. total-1 relative to a
-    full-size step when the run has `total` (progressive resizing; None: 1 each). The largest
-    total that fits, by bisection; the ranks agree on the smallest answer."""
-
-    def cost(total: int) -> float:
-        work = areas(pos.step, total).sum() if areas is not None else total - pos.step
-        evals = max(1, math.ceil(total / steps_per_epoch) - pos.epoch)
-        return step_s * work + evals * eval_s
-
-    cheapest = areas(0, 1)[0] if areas is not None else 1.0  # the first step is the smallest
-    low, high = pos.step, pos.step + int(left_s / (step_s * max(cheapest, 1e-6))) + 1
-    while low < high:  # pos.step itself: the time is up, stop here
-        mid = (low + high + 1) // 2
-        low, high = (mid, high) if cost(mid) <= left_s else (low, mid - 1)
-    total = low
-    if env.distributed:
-        t = torch.tensor(
-            [total], dtype=torch.float64, device=env.device if env.device.type == "cuda" else "cpu"
-        )
-        dist.all_reduce(t, op=dist.ReduceOp.MIN)
-        total = int(t.item())
-    return total
 
 
 def _gather(obj, env) -> list:
