@@ -394,14 +394,26 @@ class _Worker:
 
 
 def _relate_to_peers(rows: list[dict]) -> None:
-    """Each enet row gains its ratios to torchvision's model of the same name."""
+    """Each enet row gains its ratios to torchvision's model of the same name at the same
+    precision, and a bf16 row its speed-up over the same model's fp32 row (CPU)."""
     for row in rows:
+        if row["source"] != "enet":
+            continue
+        same = [r for r in rows if r["model"] == row["model"] and r is not row]
         peer = next(
-            (r for r in rows if r["name"] == f"torchvision {row['name'].split()[-1]}"), None
+            (
+                r
+                for r in same
+                if r["source"] == "torchvision" and r["precision"] == row["precision"]
+            ),
+            None,
         )
-        if row["name"].startswith("enet") and peer:
+        if peer:
             row["vs_torchvision"] = row["median"] / peer["median"]
             row["memory_vs_torchvision"] = row["peak_memory_mb"] / peer["peak_memory_mb"]
+        fp32 = next((r for r in same if r["source"] == "enet" and r["precision"] == "fp32"), None)
+        if row["precision"] != "fp32" and fp32:
+            row["vs_fp32"] = row["median"] / fp32["median"]
 
 
 def bench_model(
@@ -425,29 +437,38 @@ def bench_model(
     alternating between them. enet's models run as `enet train` runs them (on the CPU with
     freed memory retained, enet/runtime.py); torchvision's as a plain PyTorch script would,
     unless `same_runtime` gives them enet's setting too (which compares the models alone).
+    `auto` resolves per model as `enet train` would; bf16 on the CPU also runs each enet model
+    in fp32, alternating with the rest, for the speed-up side by side (`vs_fp32`).
     """
 
     dev = resolve_device(device)
-    precision = resolve_precision(precision, dev)
     if steps < 5:
         raise EnetError("--steps must be at least 5 (a median needs them)")
     for name in models:
         get_model_info(name)  # a clear error for an unknown name
+    runs = []  # (source, model, precision)
+    for name in models:
+        chosen = resolve_precision(precision, dev, name)
+        runs.append(("enet", name, chosen))
+        if dev.type == "cpu" and chosen == "bf16":
+            runs.append(("enet", name, "fp32"))
+    peer_precision = resolve_precision(precision, dev, models[0] if models else None)
+    runs += [("torchvision", name, peer_precision) for name in peers]
+    several = len({p for _, _, p in runs}) > 1
     specs = [
         dict(
-            label=f"{source} {name}",
+            label=f"{source} {name}" + (f" {chosen}" if several else ""),
             name=name,
             source=source,
             device=str(dev),
             batch_size=batch_size,
             res=res,
-            precision=precision,
+            precision=chosen,
             channels_last=channels_last,
             compile=compile_model,
             num_classes=num_classes,
         )
-        for source, names in (("enet", models), ("torchvision", peers))
-        for name in names
+        for source, name, chosen in runs
     ]
     workers: list[_Worker] = []
     try:
@@ -461,10 +482,13 @@ def bench_model(
             w.close(wait=0)
     rows = []
     for w in workers:
+        spec = next(s for s in specs if s["label"] == w.label)
         extra = dict(
+            source=spec["source"],
+            model=spec["name"],
             batch_size=batch_size,
             res=res,
-            precision=precision,
+            precision=spec["precision"],
             channels_last=channels_last,
             compiled=compile_model,
             device=str(dev),

@@ -188,7 +188,7 @@ def run_eval(
             val,
             len(classes),
             device=dev,
-            precision=resolve_precision(cfg.train.precision, dev),
+            precision=resolve_precision(cfg.train.precision, dev, cfg.model.name, inference=True),
             tta=tta,
             confusion=True,
             on_batch=on_batch,

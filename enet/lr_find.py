@@ -51,7 +51,7 @@ def lr_find(cfg: Config, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: i
     if num_it < 5:
         raise EnetError(f"lr-find needs --num-it >= 5, got {num_it}")
     env = distributed.setup(cfg.train.device)
-    precision = resolve_precision(cfg.train.precision, env.device)
+    precision = resolve_precision(cfg.train.precision, env.device, cfg.model.name)
     train_loader, _, classes = build_data(cfg, env, resolve_resolution(cfg))
     model, optimizer, scaler, _, _ = build_trainable(cfg, env, len(classes), precision)
     model.train()

@@ -59,7 +59,8 @@ def predict(
     res = res or cfg.data.eval_res or resolve_resolution(cfg)
     resize_to = int(round(res / cfg.data.crop_pct))
     normalize = Normalizer(dev, cfg.train.channels_last)
-    dtype = autocast_dtype(resolve_precision(cfg.train.precision, dev))
+    precision = resolve_precision(cfg.train.precision, dev, cfg.model.name, inference=True)
+    dtype = autocast_dtype(precision)
     files = image_files(paths)
     rows: list[dict] = []
     for start in range(0, len(files), BATCH):

@@ -3,6 +3,9 @@ resolution, the model's options. One home, used by training, evaluation and the 
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import torch
 
 from .config import Config
@@ -10,15 +13,76 @@ from .errors import EnetError
 from .models import get_model_info
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto: bf16 on a CUDA device that has it (fp16 otherwise), fp32 on the CPU."""
-    if precision != "auto":
-        if precision != "fp32" and device.type != "cuda":
-            raise EnetError(f"--precision {precision} needs a CUDA device; use fp32 on the CPU")
-        return precision
-    if device.type != "cuda":
-        return "fp32"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+def cpu_bf16_support() -> str | None:
+    """What gives this CPU native bf16 arithmetic (None: nothing; bf16 would be emulated, slower
+    than fp32). x86: torch's own feature checks for AVX512-BF16 and AMX, the instructions
+    oneDNN's bf16 kernels use; 64-bit Arm: the `bf16` feature the kernel lists in
+    /proc/cpuinfo."""
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64"):
+        if torch.cpu._is_amx_tile_supported():
+            return "AMX"
+        if torch.cpu._is_avx512_bf16_supported():
+            return "AVX512-BF16"
+        return None
+    if machine in ("aarch64", "arm64"):
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+        features = {w for line in flags.splitlines() if line.startswith("Features") for w in
+                    line.split(":", 1)[1].split()}  # fmt: skip
+        return "Arm BF16" if "bf16" in features else None
+    return None
+
+
+def precision_choice(precision: str, device: torch.device, model: str | None = None):
+    """The precision a run computes at, and why: (fp32 | bf16 | fp16, reason).
+
+    CUDA: auto is bf16 where the GPU has it, else fp16. CPU: bf16 (autocast) only where the
+    CPU computes it natively (cpu_bf16_support); auto picks it there for the models measured
+    faster in bf16 (ModelInfo.cpu_bf16_faster), fp32 otherwise; fp16 is refused."""
+    if device.type == "cuda":
+        if precision != "auto":
+            return precision, "asked for"
+        if torch.cuda.is_bf16_supported():
+            return "bf16", "auto: the GPU computes bf16"
+        return "fp16", "auto: the GPU has no bf16"
+    native = cpu_bf16_support()
+    if precision == "fp16":
+        raise EnetError(
+            "--precision fp16 needs a CUDA device; on the CPU use fp32"
+            + (" or bf16" if native else "")
+        )
+    if precision == "bf16":
+        if native is None:
+            raise EnetError(
+                "--precision bf16: this CPU has no native bf16 arithmetic (neither AVX512-BF16 "
+                "nor AMX, nor Arm's BF16), so it would be slower than fp32; use fp32"
+            )
+        return "bf16", f"asked for; the CPU has {native}"
+    if precision == "fp32":
+        return "fp32", "asked for"
+    if native is None:
+        return "fp32", "auto: the CPU has no native bf16"
+    if model is not None and get_model_info(model).cpu_bf16_faster:
+        return "bf16", f"auto: the CPU has {native} and {model}'s family trains faster in bf16"
+    family = f"{model}'s family" if model else "the model"
+    return "fp32", f"auto: {family} is not faster in bf16 on the CPU (measured)"
+
+
+def resolve_precision(
+    precision: str, device: torch.device, model: str | None = None, inference: bool = False
+) -> str:
+    """The precision to compute at (see precision_choice). `inference` (eval, predict: the
+    precision comes from the checkpoint's recipe, which may have trained elsewhere): fp32
+    where the recipe's precision cannot run here, instead of an error."""
+    try:
+        return precision_choice(precision, device, model)[0]
+    except EnetError:
+        if inference:
+            return "fp32"
+        raise
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:

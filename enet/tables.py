@@ -66,7 +66,13 @@ def unreadable_table(problems: list[tuple[str, str]]) -> Table:
 def bench_table(rows: list[dict], title: str) -> Table:
     extra = [
         c
-        for c in ("vs_baseline", "vs_torchvision", "peak_memory_mb", "memory_vs_torchvision")
+        for c in (
+            "vs_baseline",
+            "vs_fp32",
+            "vs_torchvision",
+            "peak_memory_mb",
+            "memory_vs_torchvision",
+        )
         if any(c in r for r in rows)
     ]
     body = []

@@ -12,6 +12,7 @@ from conftest import run_enet
 
 from enet.bench import bench_model
 from enet.errors import EnetError
+from enet.settings import cpu_bf16_support
 
 
 def test_bench_model_rows_and_memory_accounting():
@@ -104,3 +105,24 @@ def test_bench_data_cli_writes_json(tmp_path):
     assert all(r["passes"] == 3 and r["median"] > 0 for r in rows)
     assert rows[1]["vs_baseline"] == pytest.approx(1.0)
     assert "loader throughput" in proc.stdout
+
+
+@pytest.mark.skipif(cpu_bf16_support() is None, reason="this CPU has no native bf16")
+def test_bench_model_sets_bf16_beside_fp32_on_the_cpu():
+    """bf16 on the CPU: each enet model also runs in fp32, alternating with the rest, and its
+    bf16 row carries the speed-up; torchvision's model runs at the asked precision."""
+    rows = bench_model(
+        ("xresnet18",), ("resnet18",), batch_size=4, res=32, steps=5, warmup=1, device="cpu",
+        precision="bf16",
+    )  # fmt: skip
+    by_name = {r["name"]: r for r in rows}
+    assert set(by_name) == {
+        "enet xresnet18 bf16",
+        "enet xresnet18 fp32",
+        "torchvision resnet18 bf16",
+    }
+    bf16, fp32 = by_name["enet xresnet18 bf16"], by_name["enet xresnet18 fp32"]
+    assert (bf16["precision"], fp32["precision"]) == ("bf16", "fp32")
+    assert bf16["vs_fp32"] == pytest.approx(bf16["median"] / fp32["median"])
+    assert "vs_fp32" not in fp32 and "vs_torchvision" not in bf16  # no torchvision xresnet18
+    assert bf16["passes"] == fp32["passes"] == 5
