@@ -7,7 +7,7 @@ from __future__ import annotations
 ACTIVATIONS = ("relu", "silu", "mish")
 POOLS = ("max", "maxblur", "maxblur-pyr")
 LOADERS = ("auto", "dali", "torch")
-CROPS = ("random-resized", "resize")
+CROPS = ("random-resized", "resize", "square")
 OPTIMIZERS = ("sgd", "adamw", "rmsprop-tf", "radam", "ranger")
 SCHEDULES = ("one-cycle", "flat-cos", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

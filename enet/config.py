@@ -85,8 +85,11 @@ class DataConfig:
     randaugment_m: int = 9
     """RandAugment magnitude bin, 0-30 (torchvision's 31-bin scale)."""
     crop: Crop = "random-resized"
-    """Training crop: random-resized (area min_scale..1, aspect 3/4..4/3) or resize (the whole
-    image resized to res x res, as fastai's Resize in the Imagenette leaderboard's recipes)."""
+    """Training crop: random-resized (area min_scale..1, aspect 3/4..4/3), resize (the whole
+    image squashed to res x res) or square (the largest square at a random place, resized to
+    res x res: fastai's `Resize`, whose default ResizeMethod.Crop it is; on square images
+    resize and square are the same). Evaluation takes the centre square with crop_pct 1.0,
+    as fastai's `Resize` does on validation."""
     min_scale: float = 0.35
     """Smallest random-resized-crop area, as a fraction of the image (fastai's 0.35; the
     ImageNet papers' 0.08 suits long runs)."""

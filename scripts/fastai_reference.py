@@ -1,4 +1,5 @@
-"""Record fastai's XResNet outputs for enet's exactness test (tests/test_models.py).
+"""Record fastai's outputs for enet's exactness tests: its XResNet models
+(tests/test_models.py) and, with --resize, its `Resize` crop (tests/test_data.py).
 
 For each case: enet's model is built with seed 0, its weights (parameters and buffers, in
 registration order) are copied into fastai's model of the same name and options, and fastai's
@@ -7,7 +8,13 @@ spectral-norm power iteration), are stored with fastai's parameter counts in
 tests/data/fastai_xresnet.pt. The test rebuilds enet's model the same way and compares, so CI
 needs no fastai. Run with fastai importable (measured with fastai 2.8.12):
 
-    python scripts/fastai_reference.py
+    python scripts/fastai_reference.py            # models (fastai 2.8.12)
+    python scripts/fastai_reference.py --resize   # Resize(32) crops (fastai 2.8.4)
+
+--resize: fastai's `Resize(32)` (ResizeMethod.Crop, its default) of each real non-square
+training image in tests/data/woof, at fixed crop places (the fractions its training call draws
+at random; (0.5, 0.5) is its validation crop), as uint8 HWC arrays in
+tests/data/woof/fastai_resize.pt.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ CASES = [
     ("xresnet50", {"act": "mish", "sa": True}),
 ]
 OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "fastai_xresnet.pt"
+WOOF = OUT.parent / "woof"
+RESIZE_PLACES = [(0.0, 0.0), (0.5, 0.5), (0.99, 0.3), (0.25, 0.75)]  # (across, down)
 
 
 def fastai_model(name: str, num_classes: int, opts: dict) -> nn.Module:
@@ -85,5 +94,26 @@ def main() -> None:
     print(f"wrote {OUT}")
 
 
+def record_resize() -> None:
+    import fastai
+    import numpy as np
+    from fastai.vision.augment import Resize
+    from fastai.vision.core import PILImage
+
+    records = {}
+    for path in sorted((WOOF / "train").rglob("*.JPEG")):
+        image = PILImage.create(path)
+        crops = {}
+        for place in RESIZE_PLACES:
+            resize = Resize(32)
+            resize.pcts = place  # what before_call draws on the training split
+            crops[place] = torch.from_numpy(np.asarray(resize.encodes(image)).copy())
+        size = tuple(int(x) for x in image.size)
+        records[str(path.relative_to(WOOF))] = {"size": size, "crops": crops}
+        print(f"{path.name}: {image.size[0]}x{image.size[1]}")
+    torch.save({"fastai": fastai.__version__, "images": records}, WOOF / "fastai_resize.pt")
+    print(f"wrote {WOOF / 'fastai_resize.pt'}")
+
+
 if __name__ == "__main__":
-    main()
+    record_resize() if "--resize" in sys.argv[1:] else main()

@@ -56,13 +56,14 @@ def build_loaders(
     has a position (`state_dict()` / `load_state_dict()`) for exact resume. Both carry
     `.backend` ("dali" or "torch"), `.backend_note` (why it was chosen) and `.skipped` (bad
     files left out). `crop`: "random-resized" (area from `min_scale` to 1, aspect 3/4 to 4/3)
-    or "resize" (the whole image squashed to res x res, fastai's `Resize` as the Imagenette
-    leaderboard used it). `randaugment=(n, m)`: n operations at magnitude bin m of 31
-    (torchvision's convention); n = 0 turns it off. `randaugment_impl` (DALI backend): "auto"
-    runs DALI's own RandAugment on the GPU and enet's batched one on the CPU (several times
-    faster there); "dali" or "enet" force one. Progressive resizing: `min_res` > 0 trains at
-    `min_res` until the fraction ramp[0] of the run, rising to `res` by ramp[1]
-    (common.Resolutions; the training loop sets the run's length on `train.sizes`).
+    "resize" (the whole image squashed to res x res) or "square" (the largest square at a
+    random place, resized: fastai's `Resize`, ResizeMethod.Crop). `randaugment=(n, m)`: n
+    operations at magnitude bin m of 31 (torchvision's convention); n = 0 turns it off.
+    `randaugment_impl` (DALI backend): "auto" runs DALI's own RandAugment on the GPU and enet's
+    batched one on the CPU (several times faster there); "dali" or "enet" force one. Progressive
+    resizing: `min_res` > 0 trains at `min_res` until the fraction ramp[0] of the run, rising to
+    `res` by ramp[1] (common.Resolutions; the training loop sets the run's length on
+    `train.sizes`).
     """
     _check_train_args(min_scale, crop, randaugment, randaugment_impl)
     sizes = _resolutions(res, min_res, ramp)

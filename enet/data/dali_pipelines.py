@@ -10,6 +10,7 @@ import contextlib
 import warnings
 
 from nvidia.dali import fn, pipeline_def, types
+from nvidia.dali import math as dmath
 from nvidia.dali.auto_aug import rand_augment
 
 
@@ -38,8 +39,9 @@ def quiet_dali_deprecations():
 def train_pipeline(
     files, sizes, parallel: bool, min_scale: float, gpu: bool, randaugment, crop: str
 ):
-    """encoded JPEG/PNG -> random-resized-crop (decoding only the crop), or the whole image
-    resized to size x size (`crop="resize"`) [-> RandAugment] -> flip.
+    """encoded JPEG/PNG -> random-resized-crop (decoding only the crop), the whole image
+    resized to size x size (`crop="resize"`) or its largest square at a random place
+    (`crop="square"`) [-> RandAugment] -> flip.
 
     `files` gives a batch's (encoded, label) per sample, read in DALI's Python worker processes
     when `parallel` (the pipeline then needs `py_num_workers`); `sizes` its size per sample
@@ -61,8 +63,18 @@ def train_pipeline(
         dtype=[types.UINT8, types.INT64],
     )
     sizes = fn.external_source(source=sizes, batch=True, batch_info=True, dtype=types.FLOAT)
-    if crop == "resize":
+    if crop in ("resize", "square"):
         images = fn.decoders.image(encoded, device="mixed" if gpu else "cpu", output_type=types.RGB)
+        if crop == "square":  # fastai's Resize: the largest square at a random place
+            shape = fn.peek_image_shape(encoded)  # H, W, C (EXIF orientation applied)
+            side = fn.cast(dmath.min(shape[0], shape[1]), dtype=types.FLOAT)
+            images = fn.crop(
+                images,
+                crop_h=side,
+                crop_w=side,
+                crop_pos_x=fn.random.uniform(range=[0.0, 1.0]),
+                crop_pos_y=fn.random.uniform(range=[0.0, 1.0]),
+            )
     else:
         images = fn.decoders.image_random_crop(
             encoded,

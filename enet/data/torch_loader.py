@@ -67,10 +67,21 @@ def crop_box(height: int, width: int, min_scale: float, rng: np.random.Generator
 
 
 def train_box(height: int, width: int, crop: str, min_scale: float, rng: np.random.Generator):
-    """The training crop's box: random-resized-crop's, or the whole image for `resize`."""
+    """The training crop's box (top, left, h, w): random-resized-crop's, the whole image for
+    `resize`, the largest square at a random place for `square`."""
     if crop == "resize":
         return 0, 0, height, width
+    if crop == "square":
+        return square_box(height, width, rng.random(), rng.random())
     return crop_box(height, width, min_scale, rng)
+
+
+def square_box(height: int, width: int, across: float, down: float) -> tuple[int, int, int, int]:
+    """fastai's `Resize` (ResizeMethod.Crop) box: the largest square, its top-left corner at
+    the fractions `down` and `across` (in [0, 1)) of the room left, rounded down; 0.5 and 0.5
+    is its validation (centre) crop."""
+    side = min(height, width)
+    return int(down * (height - side)), int(across * (width - side)), side, side
 
 
 def _decode(data: torch.Tensor) -> torch.Tensor:
