@@ -113,6 +113,13 @@ def train_cmd(
     compile: Annotated[
         bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="torch threads per process (default: one per core); lower it when another "
+            "job shares the cores."
+        ),
+    ] = None,
     init_from: InitFromOpt = None,
     pretrained: PretrainedOpt = False,
     nproc_per_node: Annotated[int, typer.Option(help="Ranks on this machine (torchrun).")] = 1,
@@ -146,6 +153,7 @@ def train_cmd(
         "data.loader": loader,
         "train.precision": precision,
         "train.compile": compile,
+        "train.threads": threads,
         "train.init_from": init_from,
         "train.pretrained": pretrained or None,
     }

@@ -164,7 +164,13 @@ class TrainConfig:
     device: str = "auto"
     """auto (CUDA if present, else CPU), cpu or cuda."""
     precision: Precision = "auto"
-    """auto (bf16 on a CUDA device with bf16, else fp16; fp32 on the CPU), fp32, bf16 or fp16."""
+    """auto, fp32, bf16 or fp16. auto: on CUDA bf16 where the GPU has it, else fp16; on a CPU
+    with native bf16 (AVX512-BF16, AMX, Arm BF16) bf16 for the model families measured faster
+    in it (XResNet), fp32 otherwise. bf16 on the CPU needs native bf16; fp16 needs CUDA."""
+    threads: int | None = None
+    """torch's intra-op threads in each process (None: torch's default, one per core, or the
+    cores' share per rank under --nproc-per-node). Lower it when another job shares the cores:
+    competing threads can make each step several times slower."""
     channels_last: bool = True
     """NHWC memory format (faster with cuDNN, and with oneDNN on the CPU: 1.4x for B0 here)."""
     compile: bool = False
@@ -419,6 +425,7 @@ def validate(cfg: Config) -> None:
     _check(t.epochs >= 1, f"train.epochs must be >= 1, got {t.epochs}")
     _check(t.minutes is None or t.minutes > 0, f"train.minutes must be > 0, got {t.minutes}")
     _check(t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}")
+    _check(t.threads is None or t.threads >= 1, f"train.threads must be >= 1, got {t.threads}")
     _check(t.accum_steps >= 1, f"train.accum_steps must be >= 1, got {t.accum_steps}")
     _check(
         t.device in ("auto", "cpu", "cuda") or t.device.startswith("cuda:"),

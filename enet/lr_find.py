@@ -16,7 +16,7 @@ from itertools import chain, islice, repeat
 
 from .config import Config
 from .errors import EnetError
-from .settings import resolve_precision, resolve_resolution
+from .settings import resolve_precision, resolve_resolution, use_threads
 from .train import distributed
 from .train.loop import build_data, build_trainable, loss_of
 
@@ -51,6 +51,7 @@ def lr_find(cfg: Config, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: i
     if num_it < 5:
         raise EnetError(f"lr-find needs --num-it >= 5, got {num_it}")
     env = distributed.setup(cfg.train.device)
+    use_threads(cfg.train.threads)
     precision = resolve_precision(cfg.train.precision, env.device, cfg.model.name)
     train_loader, _, classes = build_data(cfg, env, resolve_resolution(cfg))
     model, optimizer, scaler, _, _ = build_trainable(cfg, env, len(classes), precision)

@@ -98,6 +98,12 @@ def use_fast_cuda_kernels(device: torch.device) -> None:
         torch.set_float32_matmul_precision("high")
 
 
+def use_threads(threads: int | None) -> None:
+    """train.threads: torch's intra-op threads in this process (None: leave torch's default)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
 def resolve_resolution(cfg: Config) -> int:
     """Training resolution: data.res, else the model's own."""
     return cfg.data.res or get_model_info(cfg.model.name).resolution

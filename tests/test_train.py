@@ -260,6 +260,7 @@ def test_config_precedence(tmp_path):
         (["--set", "train.epochs=many"], "train.epochs must be int"),
         (["--lr", "-1"], "optim.lr must be > 0"),
         (["--epochs", "0"], "train.epochs must be >= 1"),
+        (["--threads", "0"], "train.threads must be >= 1"),
         (["--model", "resnet9000"], "unknown model 'resnet9000'"),
         (["--data", "/no/such/folder"], "data.data (--data)"),
         (["--set", "nosection.x=1"], "unknown section 'nosection'"),
@@ -632,11 +633,17 @@ def test_resume_extends_a_finished_run_and_refuses_fewer_epochs(tmp_path):
 def test_summary_counts_the_model_as_built_with_its_options(tmp_path):
     out = tmp_path / "run"
     opts = ["--set", "model.act=mish", "--set", "model.sa=true", "--set", "model.pool=maxblur"]
-    proc = run_enet("train", *TINY, "--epochs", "1", "--device", "cpu", *opts, "--out", str(out))
+    proc = run_enet(
+        "train", *TINY, "--epochs", "1", "--device", "cpu", *opts, "--out", str(out),
+        "--threads", "1",
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["params"] == 11_204_971  # fastai's xresnet18(act_cls=Mish, sa=True), 10 classes
     assert "11,204,971 parameters" in proc.stdout
+    # --threads (issue 33): the run computed on one torch thread, and env.json says so
+    env = json.loads((out / "env.json").read_text())
+    assert env["torch_threads"] == 1  # torch's default here is one per core: 2
 
 
 def test_an_exploding_validation_loss_warns(tmp_path):

@@ -45,6 +45,7 @@ from ..settings import (
     precision_choice,
     resolve_resolution,
     use_fast_cuda_kernels,
+    use_threads,
 )
 from . import distributed
 from .budget import TimeBudget
@@ -170,6 +171,7 @@ class Run:
 def fit(cfg: Config, console: Console | None = None) -> dict:
     """Train as `cfg` says; returns the summary (also written to OUT/summary.json)."""
     env = distributed.setup(cfg.train.device)
+    use_threads(cfg.train.threads)
     try:
         run = _setup(cfg, env, console)
         summary = _train(run)
