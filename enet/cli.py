@@ -347,6 +347,9 @@ def compare_cmd(
     ] = None,
     seeds: Annotated[int | None, typer.Option(help="Seeds per model.")] = None,
     data: Annotated[str | None, typer.Option(help="Dataset for every run.")] = None,
+    res: Annotated[
+        int | None, typer.Option(help="Training resolution of every run (default 128).")
+    ] = None,
     out: Annotated[str, typer.Option(help="Folder of the runs and the report.")] = "runs/compare",
     report_only: Annotated[
         bool,
@@ -366,6 +369,7 @@ def compare_cmd(
         minutes=minutes,
         seeds=seeds,
         data=data,
+        res=res,
         extra_set=set_,
     )
     run(cfg, out, console=console, report_only=report_only)

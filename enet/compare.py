@@ -32,6 +32,15 @@ from .models import get_model_info, list_models
 from .report import CSV_COLUMNS, write_compare_report
 from .train.run_folder import RunFolder
 
+# The recipe each family trains with when a comparison names none for it (`recipes:` by model or
+# family, or an entry's `recipe:`, choose another; the name `none` asks for `enet train`'s bare
+# defaults): EfficientNet's short-budget recipe (docs/results/study-b0-128-5ep/) and fastai's
+# Imagenette recipe for XResNet (it changes no layer; the leaderboard recipe adds Mish,
+# self-attention and MaxBlurPool, so it is a choice, not a default). From the repository's
+# configs/, beside the package.
+DEFAULT_RECIPES = {"efficientnet": "efficientnet_b0.yaml", "xresnet": "xresnet50.yaml"}
+RECIPE_DIR = Path(__file__).resolve().parent.parent / "configs"
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -71,10 +80,14 @@ class CompareConfig:
         return [e.name for e in self.entries]
 
     def recipe_for(self, entry: Entry) -> Path | None:
-        """The entry's own recipe, else its model's, else its family's (`recipes:`)."""
+        """The entry's own recipe, else its model's, else its family's (`recipes:`), else the
+        family's default (DEFAULT_RECIPES); None: `enet train`'s defaults."""
         family = get_model_info(entry.model).family
         name = entry.recipe or self.recipes.get(entry.model) or self.recipes.get(family)
         if name is None:
+            default = RECIPE_DIR / DEFAULT_RECIPES.get(family, "")
+            return _shortest(default) if default.is_file() else None
+        if str(name).lower() == "none":
             return None
         path = Path(name)
         for candidate in (path, self.base_dir / path):
@@ -83,6 +96,15 @@ class CompareConfig:
         raise EnetError(
             f"recipe {name} for {entry.name} not found (looked in . and {self.base_dir})"
         )
+
+
+def _shortest(path: Path) -> Path:
+    """A path relative to the working folder when it lies below it (commands in reports stay
+    free of this machine's folders), else absolute."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 _KEYS = {
@@ -107,6 +129,7 @@ def load_compare_config(
     minutes: float | None = None,
     seeds: int | None = None,
     data: str | None = None,
+    res: int | None = None,
     extra_set: list[str] | None = None,
 ) -> CompareConfig:
     """A compare config (YAML) with the command line's choices on top."""
@@ -157,7 +180,7 @@ def load_compare_config(
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
         raise EnetError(f"two entries are named {duplicate!r}; give each a name of its own")
-    resolution = raw.get("resolution", 128)
+    resolution = raw.get("resolution", 128) if res is None else res
     if not (resolution == "model" or (isinstance(resolution, int) and resolution >= 16)):
         raise EnetError(f'resolution must be pixels (>= 16) or "model", got {resolution!r}')
     if budget_minutes is None and (not isinstance(budget_epochs, int) or budget_epochs < 1):
@@ -177,6 +200,13 @@ def load_compare_config(
     )
     for e in cfg.entries:
         cfg.recipe_for(e)  # fail early on a missing recipe
+    sets = [*cfg.set, *(s for v in cfg.overrides.values() for s in v)]
+    sets += [s for e in cfg.entries for s in e.set]
+    if any(s.replace(" ", "").startswith("data.res=") for s in sets):
+        raise EnetError(
+            "set data.res is not how a comparison sets its resolution (its report would name "
+            'another); use --res N, or `resolution: N` (or "model", each its own) in the config'
+        )
     _check_data(cfg.data)
     return cfg
 
@@ -420,6 +450,8 @@ def collect_rows(specs, cfg) -> list[dict]:
                 wall_s=summary["wall_s"],
                 peak_memory_bytes=summary.get("peak_memory_bytes"),
                 init=summary.get("init", "random"),
+                classes=summary.get("classes"),
+                diverged=bool(summary.get("diverged")),
             )
         elif failed:
             row.update(status="failed", reason=failed.get("reason"))
@@ -478,6 +510,11 @@ def run(
         f"{out / 'logs'}/<model>-s<seed>.log)",
         highlight=False,
     )
+    console.print(
+        "recipes: " + "; ".join(f"{e.name} {entry_recipes(cfg)[e.name]}" for e in cfg.entries),
+        highlight=False,
+        soft_wrap=True,
+    )
     write_text_atomic(out / "compare.yaml", yaml.safe_dump(_as_yaml(cfg), sort_keys=False))
     previous = {sig: signal.signal(sig, _on_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -513,6 +550,22 @@ def recipe_digests(cfg: CompareConfig) -> dict[str, str]:
     return digests
 
 
+def entry_recipes(cfg: CompareConfig) -> dict[str, str]:
+    """Per entry, the recipe its runs use and where it comes from."""
+    out = {}
+    for e in cfg.entries:
+        path = cfg.recipe_for(e)
+        family = get_model_info(e.model).family
+        named = e.recipe or cfg.recipes.get(e.model) or cfg.recipes.get(family)
+        if path is None:
+            out[e.name] = "enet train's defaults (no recipe)"
+        elif named is None:
+            out[e.name] = f"{path} (the {family} family's default)"
+        else:
+            out[e.name] = str(path)
+    return out
+
+
 def _as_yaml(cfg: CompareConfig) -> dict:
     return {
         "data": cfg.data,
@@ -531,5 +584,6 @@ def _as_yaml(cfg: CompareConfig) -> dict:
         "recipes": {k: str(v) for k, v in cfg.recipes.items()},
         "overrides": {k: list(v) for k, v in cfg.overrides.items()},
         "set": list(cfg.set),
+        "entry_recipes": entry_recipes(cfg),
         "recipe_digests": recipe_digests(cfg),
     }

@@ -196,7 +196,29 @@ CSV_COLUMNS = [
     "init",
     "reason",
     "run_dir",
+    "classes",
+    "diverged",
 ]
+
+# A run whose top-1 is at most this many times what guessing scores (100 / classes %) learned
+# nothing: flagged, never ranked.
+CHANCE_FACTOR = 1.5
+
+
+def at_chance(top1: float, classes: int | None) -> bool:
+    """Is a top-1 (%) within CHANCE_FACTOR of guessing among `classes`?"""
+    return bool(classes) and top1 <= CHANCE_FACTOR * 100.0 / classes
+
+
+def failed_to_learn(row: dict) -> str | None:
+    """A finished run that diverged or sits at chance: why (None: it learned)."""
+    if row.get("status") != "finished":
+        return None
+    if row.get("diverged"):
+        return "diverged"
+    if at_chance(row["top1"], row.get("classes")):
+        return "at chance"
+    return None
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -212,6 +234,7 @@ def aggregate(rows: list[dict], names: list[str]) -> list[dict]:
     for name in names:
         mine = [r for r in rows if r["name"] == name]
         done = [r for r in mine if r["status"] == "finished"]
+        flags = [f for f in map(failed_to_learn, done) if f]
         top1, top1_std = _mean_std([r["top1"] for r in done])
         top5, top5_std = _mean_std([r["top5"] for r in done])
         out.append(
@@ -221,6 +244,9 @@ def aggregate(rows: list[dict], names: list[str]) -> list[dict]:
                 runs=len(done),
                 planned=len(mine),
                 failed=sum(r["status"] == "failed" for r in mine),
+                at_chance=flags.count("at chance"),
+                diverged=flags.count("diverged"),
+                classes=done[0].get("classes") if done else None,
                 top1=top1,
                 top1_std=top1_std,
                 top5=top5,
@@ -252,11 +278,32 @@ def _mean_spread(mean, std, runs: int) -> str:
     return f"{_fmt(mean, '.2f')} ± {_fmt(std, '.2f')}"
 
 
+def _flag(s: dict) -> str:
+    """An entry's runs that learned nothing, e.g. "2 at chance" ("" when none)."""
+    parts = [f"{s[k]} {k.replace('_', ' ')}" for k in ("at_chance", "diverged") if s.get(k)]
+    return ", ".join(parts)
+
+
+def learning_warnings(summary: list[dict]) -> list[str]:
+    """One line per entry with runs that learned nothing (diverged, or at chance)."""
+    lines = []
+    for s in summary:
+        if _flag(s):
+            guess = f"{100 / s['classes']:.2f}%" if s.get("classes") else "chance"
+            lines.append(
+                f"{s['name']}: {_flag(s)} of {s['runs']} finished runs (top-1 "
+                f"{_fmt(s['top1'], '.2f')}%, guessing scores {guess}): it did not learn and "
+                "is not ranked; check its recipe (learning rate, initialisation) in its log"
+            )
+    return lines
+
+
 def _best(summary: list[dict]) -> int | None:
     """The entry with the best mean top-1 among those with the most finished seeds: a mean over
-    fewer seeds (a comparison part-way) is not ranked against them; None before any finished."""
+    fewer seeds (a comparison part-way) is not ranked against them, nor an entry with runs that
+    learned nothing; None before any finished."""
     most = max((s["runs"] for s in summary), default=0)
-    ranked = [i for i, s in enumerate(summary) if most and s["runs"] == most]
+    ranked = [i for i, s in enumerate(summary) if most and s["runs"] == most and not _flag(s)]
     return max(ranked, key=lambda i: summary[i]["top1"]) if ranked else None
 
 
@@ -278,6 +325,7 @@ def _table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]], int | 
     body = []
     for s in summary:
         runs = f"{s['runs']}/{s['planned']}" + (f" ({s['failed']} failed)" if s["failed"] else "")
+        runs += f" ⚠ {_flag(s)}" if _flag(s) else ""
         body.append(
             [
                 s["name"],
@@ -314,6 +362,8 @@ def write_compare_report(out: Path, rows, curves, specs, cfg, console=None) -> l
         budget = f"{cfg.minutes} min" if cfg.minutes is not None else f"{cfg.epochs} epochs"
         title = f"{cfg.data}, {budget} per run, {len(cfg.seeds)} seed(s)"
         console.print(compare_table(title, header, body, best))
+        for line in learning_warnings(summary):
+            console.print(f"[bold red]warning:[/] {line}", highlight=False)
         console.print(
             f"report: {out / 'report.md'}, {out / 'results.csv'}, {len(plots)} plots",
             highlight=False,
@@ -353,6 +403,10 @@ def _markdown(cfg, specs, rows, summary, plots) -> str:
             cells = [f"**{c}**" for c in cells]
             cells[0] = f"★ {cells[0]}"
         lines.append("| " + " | ".join(cells) + " |")
+    flagged = learning_warnings(summary)
+    if flagged:
+        lines += ["", "**Warning** (⚠ in the table): runs that learned nothing.", ""]
+        lines += [f"- {line}" for line in flagged]
     lines += _runs_table(rows)
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from conftest import REPO, run_enet
 
-from enet.compare import load_compare_config, plan_runs, recipe_digests
+from enet.compare import entry_recipes, load_compare_config, plan_runs, recipe_digests
 from enet.errors import EnetError
-from enet.report import _best, aggregate
+from enet.report import _best, _table_rows, aggregate, at_chance, learning_warnings
 
 
 @pytest.fixture(autouse=True)
@@ -229,6 +229,40 @@ def test_plan_follows_budget_and_resolution_policy():
     assert own.resolution == 128 and own.seeds == (0, 1, 2, 3, 4) and own.epochs == 5
 
 
+def test_res_sets_every_run_and_set_data_res_is_refused(tmp_path):
+    """Issue 33: `--set data.res=64` ran at 64 px under a header and commands saying 128; compare
+    has --res, and a data.res in any set is one line naming it."""
+    cfg = load_compare_config(None, models=["xresnet18"], data="mini", res=64)
+    (run,) = plan_runs(cfg, tmp_path)
+    assert cfg.resolution == 64 and run.command[run.command.index("--res") + 1] == "64"
+    assert "data.res=64" not in run.command
+    proc = run_enet(
+        "compare-baselines", "--models", "xresnet18", "--data", "mini", "--out",
+        str(tmp_path / "c"), "--set", "data.res=64",
+    )  # fmt: skip
+    assert proc.returncode == 2 and "use --res N" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "c").exists()
+
+
+def test_models_without_a_config_train_with_their_familys_recipe(tmp_path, monkeypatch):
+    """Issue 33: `--models a,b` alone gives each family its default recipe (not bare `enet
+    train` defaults), says which, and `none` still asks for the bare defaults."""
+    monkeypatch.chdir(REPO)
+    cfg = load_compare_config(None, models=["efficientnet_b0", "xresnet18"], data="mini")
+    b0, x18 = plan_runs(cfg, tmp_path)
+    assert b0.command[2:4] == ["--config", "configs/efficientnet_b0.yaml"]
+    assert x18.command[2:4] == ["--config", "configs/xresnet50.yaml"]
+    notes = entry_recipes(cfg)
+    assert notes["xresnet18"] == "configs/xresnet50.yaml (the xresnet family's default)"
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("models: [xresnet18]\nrecipes: {xresnet: none}\n")
+    (run,) = plan_runs(load_compare_config(bare, data="mini"), tmp_path)
+    assert "--config" not in run.command
+    assert entry_recipes(load_compare_config(bare, data="mini"))["xresnet18"].startswith(
+        "enet train's defaults"
+    )
+
+
 def test_the_star_ranks_only_entries_with_the_most_finished_seeds():
     def row(name, seed, top1, status="finished"):
         return dict(
@@ -245,3 +279,31 @@ def test_the_star_ranks_only_entries_with_the_most_finished_seeds():
     assert _best(aggregate(rows, ["a", "b", "c"])) == 2
     none_yet = [row(n, 0, None, "not run") for n in "ab"]
     assert _best(aggregate(none_yet, ["a", "b"])) is None
+
+
+def test_an_entry_that_learned_nothing_is_flagged_and_never_ranked():
+    """Issue 33: B0 at exactly 10.00% on 10 classes in both seeds (guessing) was starred like any
+    other entry. Runs at chance or diverged are counted, flagged and left out of the ranking."""
+
+    def row(name, seed, top1, diverged=False):
+        return dict(
+            name=name, model=name, seed=seed, status="finished", top1=top1, top5=50.0,
+            best_top1=top1, params=1, gflops=1.0, resolution=32, train_img_per_s=1.0,
+            wall_s=1.0, peak_memory_bytes=1, classes=10, diverged=diverged,
+        )  # fmt: skip
+
+    assert at_chance(10.0, 10) and at_chance(15.0, 10) and not at_chance(16.0, 10)
+    assert not at_chance(0.5, 1000) and at_chance(0.1, 1000)
+    rows = [row("b0", s, 10.0) for s in (0, 1)] + [row("x18", s, 9.0 + s) for s in (0, 1)]
+    summary = aggregate(rows, ["b0", "x18"])
+    assert _best(summary) is None  # neither learned: no star
+    rows += [row("r50", s, 70.0, diverged=s == 1) for s in (0, 1)]
+    rows += [row("ok", s, 60.0) for s in (0, 1)]
+    summary = aggregate(rows, ["b0", "x18", "r50", "ok"])
+    assert _best(summary) == 3  # "ok" at 60% beats nothing flagged; r50's 70% diverged once
+    assert [s["at_chance"] for s in summary] == [2, 2, 0, 0] and summary[2]["diverged"] == 1
+    lines = learning_warnings(summary)
+    assert len(lines) == 3 and lines[0].startswith("b0: 2 at chance of 2 finished runs")
+    assert "guessing scores 10.00%" in lines[0] and lines[2].startswith("r50: 1 diverged")
+    _, body, _ = _table_rows(summary)
+    assert body[0][2] == "2/2 ⚠ 2 at chance" and "⚠" not in body[3][2]
