@@ -18,6 +18,7 @@ from torch import nn
 from . import report
 from .config import config_from_dict
 from .data import build_eval_loader
+from .data.datasets import check_data_present
 from .errors import EnetError
 from .models import create_model
 from .runtime import retain_on_cpu
@@ -162,6 +163,8 @@ def run_eval(
     if batch_size is not None and batch_size < 1:
         raise EnetError(f"--batch-size must be >= 1, got {batch_size}")
     path, cfg, classes, weights, step = open_checkpoint(checkpoint, ema)
+    if data is None:
+        check_data_present(cfg.data.data, "enet eval")
     eval_res = res or cfg.data.eval_res or resolve_resolution(cfg)
     out_dir = Path(out) if out else eval_folder(path, eval_res, tta, ema, data)
     options = dict(

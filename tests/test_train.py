@@ -793,3 +793,24 @@ def test_position_reads_older_checkpoint_layouts():
     again = Position.from_state(nested)
     assert again.run.full_steps == again.current.full_steps == 4.0
     assert Position.from_state(again.state()) == again
+
+
+def test_a_run_folder_works_from_any_folder_and_names_moved_data(tmp_path):
+    """Issue 33: --data was stored as typed, so `cd .. && enet eval sub/run` found no data. The
+    run stores the folder's absolute path; eval and --resume work from elsewhere, and a moved
+    folder is one line asking for --data."""
+    work = tmp_path / "work"
+    solid_dataset(work / "d", n_train=16, n_val=4)
+    base = ["--model", "xresnet18", "--res", "32", "--batch-size", "8", "--device", "cpu"]
+    run_enet("train", *base, "--data", "d", "--epochs", "1", "--out", "r", cwd=work, check=True)
+    saved = json.loads((work / "r" / "summary.json").read_text())["data"]
+    assert saved == str((work / "d").resolve())
+    run_enet("eval", "work/r", "--device", "cpu", cwd=tmp_path, check=True)
+    run_enet("train", "--out", "work/r", "--resume", "--epochs", "2", cwd=tmp_path, check=True)
+    assert json.loads((work / "r" / "summary.json").read_text())["epochs"] == 2
+    (work / "d").rename(work / "moved")
+    for args in (["eval", "work/r", "--device", "cpu"], ["train", "--out", "work/r", "--resume"]):
+        proc = run_enet(*args, cwd=tmp_path)
+        assert proc.returncode == 2 and "is not there" in proc.stderr and "--data" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    run_enet("eval", "work/r", "--device", "cpu", "--data", "work/moved", cwd=tmp_path, check=True)

@@ -78,6 +78,20 @@ def dataset_url(name: str) -> str:
     return f"{base.rstrip('/')}/{NAMED_DATASETS[name].archive}"
 
 
+def is_dataset_name(data: str) -> bool:
+    """A shipped or downloadable dataset's name (mini, imagenette, ...), not a folder."""
+    return data == "mini" or data in NAMED_DATASETS
+
+
+def check_data_present(data: str, command: str) -> None:
+    """A run's stored data folder is still there (else one line: give --data)."""
+    if not is_dataset_name(data) and not Path(data).expanduser().exists():
+        raise EnetError(
+            f"{command}: the run's data {data} is not there (moved, or another machine?); "
+            "give --data PATH"
+        )
+
+
 def resolve_data(data: str | os.PathLike, *, download: bool = True, quiet: bool = False) -> Path:
     """A dataset name or a folder -> the local folder holding train/ and val/."""
     text = str(data)

@@ -22,7 +22,7 @@ import resource
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from torch import nn
 from ..config import Config, build_config, config_from_dict, to_yaml
 from ..data import build_loaders
 from ..data.batch_augment import BatchAugment
+from ..data.datasets import check_data_present, is_dataset_name
 from ..errors import EnetError, TrainingFailed
 from ..evaluate import EvalResult, evaluate
 from ..models import create_model, get_model_info, num_params
@@ -83,7 +84,21 @@ def resolve_train_config(
         run = {"tensorboard": saved.get("run", {}).get("tensorboard", False)}
         saved = {k: v for k, v in saved.items() if k != "run"} | {"run": run}
         base = config_from_dict(saved)
-    return build_config(config_file, flags, overrides, base=base)
+        if not flags.get("data.data"):
+            check_data_present(base.data.data, "--resume")
+    return with_resolved_paths(build_config(config_file, flags, overrides, base=base))
+
+
+def with_resolved_paths(cfg: Config) -> Config:
+    """The data folder and --init-from file made absolute (dataset names stay names), so that
+    the run folder's config works from any folder: `enet eval`, `--resume`, `predict`."""
+    data, init = cfg.data.data, cfg.train.init_from
+    if not is_dataset_name(data) and Path(data).expanduser().exists():
+        cfg = replace(cfg, data=replace(cfg.data, data=str(Path(data).expanduser().resolve())))
+    if init and Path(init).expanduser().exists():
+        init = str(Path(init).expanduser().resolve())
+        cfg = replace(cfg, train=replace(cfg.train, init_from=init))
+    return cfg
 
 
 def default_out(cfg: Config) -> str:
