@@ -243,7 +243,9 @@ def predict_cmd(
 @app.command("plot")
 def plot_cmd(
     runs: Annotated[list[str], typer.Argument(help="Run folders (each with metrics.jsonl).")],
-    out: Annotated[str, typer.Option(help="The PNG to write.")] = "runs.png",
+    out: Annotated[
+        str, typer.Option(help="The PNG to write (default: runs.png in the current folder).")
+    ] = "runs.png",
 ) -> None:
     """Loss, top-1 and learning-rate curves of one or several runs, in one figure."""
     from .report import runs_plot
@@ -257,7 +259,9 @@ def plot_cmd(
         if not records:
             raise EnetError(f"{run} has no metrics.jsonl records (is it a run folder?)")
         curves[Path(run).name if Path(run).name not in curves else run] = records
-    console.print(f"wrote {runs_plot(curves, Path(out))}", highlight=False)
+    console.print(
+        f"wrote {runs_plot(curves, Path(out)).resolve()}", highlight=False, soft_wrap=True
+    )
 
 
 @app.command("lr-find", context_settings={"allow_interspersed_args": True})
@@ -302,6 +306,8 @@ def lr_find_cmd(
         print(json.dumps(result.as_dict() | {"plot": plot}))
         return
     console.print(tables.lr_find_table(result, title))
+    if result.warning:
+        console.print(f"[bold red]warning:[/] {result.warning}", highlight=False)
     console.print(f"wrote {plot}", highlight=False)
 
 
@@ -468,7 +474,9 @@ def bench_model_cmd(
     channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last")] = True,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile every model.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    steps: Annotated[int, typer.Option(help="Timed steps per model (median reported).")] = 7,
+    steps: Annotated[
+        int, typer.Option(help="Timed steps per model, at least 5 (median reported).")
+    ] = 7,
     same_runtime: Annotated[
         bool,
         typer.Option(

@@ -12,6 +12,7 @@ file other runtimes load, with a dynamic batch axis.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import warnings
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 
 from .choices import EXPORT_FORMATS, one_of
+from .class_names import display_names
 from .errors import EnetError
 from .evaluate import load_model, open_checkpoint
 from .fileio import FILE_MODE
@@ -43,26 +45,38 @@ def export(
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
+    metadata = {
+        "model": cfg.model.name,
+        "res": str(res),
+        "input": INPUT,
+        "classes": json.dumps(classes),
+        "class_names": json.dumps(display_names(classes)),
+    }
     try:
-        _WRITERS[fmt](model, example, tmp)
+        _WRITERS[fmt](model, example, tmp, metadata)
         os.chmod(tmp, FILE_MODE)  # mkstemp's 0600 -> what open() would have given
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return dict(
         format=fmt, file=str(target), checkpoint=str(path), model=cfg.model.name, res=res,
-        input="images: float32 (batch, 3, res, res), ImageNet mean/std normalised",
+        input=INPUT,
         output="logits: (batch, classes)", classes=classes, ema=ema,
     )  # fmt: skip
+
+
+INPUT = "images: float32 (batch, 3, res, res), ImageNet mean/std normalised"
 
 
 def _batch_dim():
     return {"x": {0: torch.export.Dim("batch", min=1, max=4096)}}
 
 
-def _onnx(model, example, path: str) -> None:
+def _onnx(model, example, path: str, metadata: dict[str, str]) -> None:
+    """ONNX, the class ids and names (JSON lists), model, resolution and input convention in
+    the model's metadata_props (onnxruntime: `session.get_modelmeta().custom_metadata_map`)."""
     try:
-        import onnx  # noqa: F401
+        import onnx
         import onnxscript  # noqa: F401
     except ImportError:
         raise EnetError(
@@ -81,15 +95,18 @@ def _onnx(model, example, path: str) -> None:
             external_data=False,
             verbose=False,
         )
+    proto = onnx.load(path)
+    onnx.helper.set_model_props(proto, metadata)
+    onnx.save(proto, path)
 
 
-def _exported(model, example, path: str) -> None:
+def _exported(model, example, path: str, metadata: dict[str, str]) -> None:
     with torch.no_grad():
         program = torch.export.export(model, (example,), dynamic_shapes=_batch_dim())
     torch.export.save(program, path)
 
 
-def _torchscript(model, example, path: str) -> None:
+def _torchscript(model, example, path: str, metadata: dict[str, str]) -> None:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch.jit's deprecation notice
         traced = torch.jit.trace(model, example)

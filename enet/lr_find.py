@@ -22,6 +22,7 @@ from .train.loop import build_data, build_trainable, loss_of
 
 SMOOTHING = 0.98  # fastai's beta
 STOP_FACTOR = 4.0  # stop once the smoothed loss exceeds this many times its minimum
+MIN_DESCENT = 10  # a valley found on fewer falling steps is a guess: say so
 
 
 @dataclass
@@ -32,12 +33,16 @@ class LRFind:
     stopped: str = "end"  # "end" (num_it steps), "diverged" or "non-finite"
     suggestion: float | None = None  # the valley
     min_lr: float | None = None  # the smoothed minimum's lr / 10 (fastai's older rule)
+    descent_steps: int = 0  # steps in the longest descent the valley lies in
+    warning: str | None = None  # the sweep was too short for a trustworthy valley
 
     def as_dict(self) -> dict:
         return {
             "suggestion": self.suggestion,
             "min_lr_div10": self.min_lr,
             "stopped": self.stopped,
+            "descent_steps": self.descent_steps,
+            "warning": self.warning,
             "steps": len(self.lrs),
             "lrs": self.lrs,
             "losses": self.losses,
@@ -85,15 +90,20 @@ def lr_find(cfg: Config, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: i
         raise EnetError(
             f"lr-find: the loss diverged within {len(result.lrs)} steps; lower --start-lr"
         )
-    result.suggestion = valley(result.lrs, result.smoothed)
+    result.suggestion, result.descent_steps = valley(result.lrs, result.smoothed, steps=True)
+    if result.descent_steps < MIN_DESCENT:
+        result.warning = (
+            f"the valley lies in a descent of only {result.descent_steps} steps (of "
+            f"{len(result.lrs)}): too few to trust; give --num-it {max(100, 2 * num_it)} or more"
+        )
     result.min_lr = result.lrs[result.smoothed.index(min(result.smoothed))] / 10
     return result
 
 
-def valley(lrs: list[float], losses: list[float]) -> float:
+def valley(lrs: list[float], losses: list[float], steps: bool = False):
     """The lr a third and a half into the longest run of steps over which the loss keeps
     decreasing (a longest decreasing subsequence, ended where it is longest): steep enough to
-    learn fast, far enough from the minimum to stay stable."""
+    learn fast, far enough from the minimum to stay stable. `steps`: (lr, the run's length)."""
     n = len(losses)
     length = [1] * n
     end = 0
@@ -105,4 +115,5 @@ def valley(lrs: list[float], losses: list[float]) -> float:
             end = i
     start = end - length[end] + 1
     third = (end - start) / 3
-    return lrs[start + int(third) + int(third / 2)]
+    pick = lrs[start + int(third) + int(third / 2)]
+    return (pick, length[end]) if steps else pick

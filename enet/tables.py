@@ -42,15 +42,25 @@ def models_table(rows: list[dict], num_classes: int) -> Table:
     )  # fmt: skip
 
 
-def data_info_table(info: dict) -> Table:
+def data_info_table(info: dict, shown: int = 10) -> Table:
+    """Every class up to 3 x `shown` classes; beyond, the `shown` smallest and largest by
+    training images (ImageNet's 1,000 rows help nobody in a terminal; --json has them all)."""
+    per_class = list(
+        zip(info["classes"], info["train_per_class"], info["val_per_class"], strict=True)
+    )
+    title = f"{info['root']}: {len(per_class)} classes"
+    if len(per_class) > 3 * shown:
+        ordered = sorted(per_class, key=lambda c: (c[1], c[0]))
+        hidden = len(per_class) - 2 * shown
+        per_class = ordered[:shown] + [None] + ordered[-shown:]
+        title += f" (the {shown} smallest and largest by training images; --json lists all)"
     rows = [
-        [display_name(c), c, str(tr), str(va)]
-        for c, tr, va in zip(
-            info["classes"], info["train_per_class"], info["val_per_class"], strict=True
-        )
+        [display_name(c[0]), c[0], str(c[1]), str(c[2])]
+        if c
+        else [f"[dim]... {hidden} more classes", "", "", ""]
+        for c in per_class
     ]
     rows.append(["[bold]total", "", f"[bold]{info['train_images']}", f"[bold]{info['val_images']}"])
-    title = f"{info['root']}: {len(info['classes'])} classes"
     return table(title, ["class", "id", "train", "val"], rows, left=2)
 
 

@@ -77,6 +77,11 @@ def test_retained_memory_is_reused_without_page_faults(mode):
 def test_bench_model_refuses_too_few_steps():
     with pytest.raises(EnetError, match="at least 5"):
         bench_model(("efficientnet_b0",), (), steps=2, device="cpu")
+    # and its help says so before anyone tries (issue 33)
+    help_text = " ".join(
+        run_enet("bench", "model", "--help", env={"COLUMNS": "200"}).stdout.split()
+    )
+    assert "Timed steps per model, at least 5" in help_text
 
 
 def test_bench_data_cli_writes_json(tmp_path):

@@ -427,6 +427,34 @@ def test_data_info_cli(tmp_path):
     assert info["total_bytes"] == sum(p.stat().st_size for p in root.rglob("*.JPEG"))
 
 
+def test_data_info_summarises_many_classes():
+    """Issue 33: 1,000 classes printed 1,000 rows; beyond 30 the table shows the 10 smallest and
+    10 largest by training images and says how many it leaves out (--json has them all)."""
+    from rich.console import Console
+
+    from enet.tables import data_info_table
+
+    n = 1000
+    info = dict(
+        root="imagenet", classes=[f"c{i:04d}" for i in range(n)],
+        train_per_class=[1300 - (i % 7) for i in range(n)], val_per_class=[50] * n,
+        train_images=sum(1300 - (i % 7) for i in range(n)), val_images=50 * n,
+    )  # fmt: skip
+    console = Console(width=120, record=True)
+    console.print(data_info_table(info))
+    text = console.export_text()
+    assert "980 more classes" in text and "--json lists all" in text
+    rows = [line for line in text.splitlines() if "│ c0" in line]
+    assert len(rows) == 20 and "1294" in text and "1300" in text
+    small = dict(
+        info, classes=info["classes"][:30], train_per_class=[5] * 30, val_per_class=[1] * 30
+    )
+    console = Console(width=120, record=True)
+    console.print(data_info_table(small))
+    rows = [line for line in console.export_text().splitlines() if "│ c00" in line]
+    assert len(rows) == 30  # up to 30 classes: every one
+
+
 # ---------------------------------------------------------------------------------------------
 # downloads, from a real HTTP server on 127.0.0.1
 

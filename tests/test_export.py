@@ -34,6 +34,11 @@ def test_onnx_matches_pytorch_in_onnxruntime(tmp_path, run_dir):
     assert info["res"] == 32 and len(info["classes"]) == 10
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["images"]
+    # the classes travel with the file (issue 33): ids and readable names, in output order
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["classes"]) == info["classes"] and meta["res"] == "32"
+    names = json.loads(meta["class_names"])
+    assert len(names) == 10 and names[info["classes"].index("n01440764")] == "tench"
     model = _reference(run_dir)
     for x in _inputs():  # the batch axis is dynamic
         (logits,) = session.run(None, {"images": x.numpy()})

@@ -37,6 +37,23 @@ def test_lr_find_sweeps_plots_and_leaves_no_run_folder(tmp_path):
     assert result["steps"] < 40 and len(result["smoothed"]) == result["steps"]
     assert lrs[0] < result["suggestion"] < lrs[-1] and math.isfinite(result["min_lr_div10"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.png"]  # nothing else
+    assert result["descent_steps"] >= 1
+    assert (result["warning"] is None) == (result["descent_steps"] >= 10)
+
+
+def test_a_sweep_too_short_for_a_valley_warns(tmp_path):
+    """Issue 33: `--num-it` too small leaves a valley resting on a few steps: the result says
+    so (the CLI prints it as a warning); a long descent does not."""
+    lrs = list(np.geomspace(1e-6, 1.0, 60))
+    losses = [3.0] * 20 + list(np.linspace(3.0, 1.0, 26)[1:]) + list(np.linspace(1.2, 9, 15))
+    assert valley(lrs, losses, steps=True)[1] >= 25
+    short = [3.0, 2.9, 2.95, 2.7, 3.5, 9.0]
+    assert valley(lrs[:6], short, steps=True)[1] == 3
+    proc = run_enet("lr-find", *TINY, "--device", "cpu", "--num-it", "6", "--set",
+                    "data.workers=1", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: the valley lies in a descent of only" in proc.stdout
+    assert "--num-it 100 or more" in proc.stdout
 
 
 def test_lr_find_bad_arguments_are_one_line(tmp_path):

@@ -54,6 +54,9 @@ def test_plot_curves_of_several_runs(tmp_path, run_dir):
     run_enet("plot", str(run_dir), str(other), "--out", str(out), check=True)
     with Image.open(out) as im:
         assert im.format == "PNG" and 800 < im.size[0] <= 2000
+    # without --out: runs.png in the current folder, and the output names its full path
+    here = run_enet("plot", str(run_dir), cwd=tmp_path, check=True)
+    assert f"wrote {tmp_path.resolve() / 'runs.png'}" in " ".join(here.stdout.split())
     not_a_run = run_enet("plot", str(tmp_path / "empty"), "--out", str(out))
     assert not_a_run.returncode == 2 and "no metrics.jsonl" in not_a_run.stderr
 
