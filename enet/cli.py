@@ -259,9 +259,8 @@ def plot_cmd(
         if not records:
             raise EnetError(f"{run} has no metrics.jsonl records (is it a run folder?)")
         curves[Path(run).name if Path(run).name not in curves else run] = records
-    console.print(
-        f"wrote {runs_plot(curves, Path(out)).resolve()}", highlight=False, soft_wrap=True
-    )
+    written = runs_plot(curves, Path(out)).resolve()
+    console.print(f"wrote {written}", highlight=False, soft_wrap=True)
 
 
 @app.command("lr-find", context_settings={"allow_interspersed_args": True})
