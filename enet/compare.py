@@ -452,6 +452,7 @@ def collect_rows(specs, cfg) -> list[dict]:
                 init=summary.get("init", "random"),
                 classes=summary.get("classes"),
                 diverged=bool(summary.get("diverged")),
+                val_loss=summary.get("val_loss"),
             )
         elif failed:
             row.update(status="failed", reason=failed.get("reason"))

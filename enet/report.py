@@ -17,6 +17,7 @@ import matplotlib
 import numpy as np
 
 from .class_names import display_names
+from .divergence import diverged, untrained_loss
 from .fileio import write_json_atomic
 
 matplotlib.use("Agg")  # files only, no display
@@ -198,6 +199,7 @@ CSV_COLUMNS = [
     "run_dir",
     "classes",
     "diverged",
+    "val_loss",
 ]
 
 # A run whose top-1 is at most this many times what guessing scores (100 / classes %) learned
@@ -211,10 +213,12 @@ def at_chance(top1: float, classes: int | None) -> bool:
 
 
 def failed_to_learn(row: dict) -> str | None:
-    """A finished run that diverged or sits at chance: why (None: it learned)."""
+    """A finished run that ended diverged (its last validation loss exploded: not a spike it
+    recovered from) or sits at chance: why (None: it learned)."""
     if row.get("status") != "finished":
         return None
-    if row.get("diverged"):
+    val_loss, classes = row.get("val_loss"), row.get("classes")
+    if val_loss is not None and classes and diverged(val_loss, untrained_loss(classes)):
         return "diverged"
     if at_chance(row["top1"], row.get("classes")):
         return "at chance"

@@ -285,11 +285,13 @@ def test_an_entry_that_learned_nothing_is_flagged_and_never_ranked():
     """Issue 33: B0 at exactly 10.00% on 10 classes in both seeds (guessing) was starred like any
     other entry. Runs at chance or diverged are counted, flagged and left out of the ranking."""
 
-    def row(name, seed, top1, diverged=False):
+    def row(name, seed, top1, diverged=False, spiked=False):
+        # diverged: its last validation loss exploded; spiked: an earlier epoch's did
         return dict(
             name=name, model=name, seed=seed, status="finished", top1=top1, top5=50.0,
             best_top1=top1, params=1, gflops=1.0, resolution=32, train_img_per_s=1.0,
-            wall_s=1.0, peak_memory_bytes=1, classes=10, diverged=diverged,
+            wall_s=1.0, peak_memory_bytes=1, classes=10, diverged=diverged or spiked,
+            val_loss=1e6 if diverged else 0.9,
         )  # fmt: skip
 
     assert at_chance(10.0, 10) and at_chance(15.0, 10) and not at_chance(16.0, 10)
@@ -301,6 +303,9 @@ def test_an_entry_that_learned_nothing_is_flagged_and_never_ranked():
     rows += [row("ok", s, 60.0) for s in (0, 1)]
     summary = aggregate(rows, ["b0", "x18", "r50", "ok"])
     assert _best(summary) == 3  # "ok" at 60% beats nothing flagged; r50's 70% diverged once
+    # a loss spike the run recovered from is no failure: ranked as usual
+    recovered = [row("spiky", s, 80.0, spiked=True) for s in (0, 1)]
+    assert _best(aggregate(rows + recovered, ["b0", "x18", "r50", "ok", "spiky"])) == 4
     assert [s["at_chance"] for s in summary] == [2, 2, 0, 0] and summary[2]["diverged"] == 1
     lines = learning_warnings(summary)
     assert len(lines) == 3 and lines[0].startswith("b0: 2 at chance of 2 finished runs")

@@ -18,9 +18,9 @@ from datasets_util import solid_dataset
 
 from enet.config import ScheduleConfig, build_config
 from enet.data import dali_status
+from enet.divergence import diverged, untrained_loss
 from enet.errors import EnetError
 from enet.settings import cpu_bf16_support
-from enet.train.loop import diverged
 from enet.train.optim import Lookahead, RMSpropTF, build_optimizer, param_groups
 from enet.train.schedule import flat_cos, make_schedule, one_cycle, warmup_cosine
 
@@ -655,9 +655,10 @@ def test_an_exploding_validation_loss_warns(tmp_path):
     )  # fmt: skip
     text = proc.stdout + proc.stderr
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    # an explosion: ten times the first epoch's loss or an untrained model's (ln 10)
-    limit = 10 * min(records[0]["val_loss"], math.log(10))
-    exploded = [r for r in records if not r["val_loss"] <= limit]
+    # an explosion: the first epoch over ten times an untrained model's loss (ln 10), a later
+    # one over ten times the first epoch's
+    limits = [10 * math.log(10)] + [10 * records[0]["val_loss"]] * (len(records) - 1)
+    exploded = [r for r, limit in zip(records, limits, strict=True) if not r["val_loss"] <= limit]
     assert exploded, records  # the setting does blow up the loss
     assert "the validation loss exploded" in text and all(r.get("diverged") for r in exploded)
     assert not any(r.get("diverged") for r in records if r not in exploded)
@@ -666,11 +667,12 @@ def test_an_exploding_validation_loss_warns(tmp_path):
 def test_divergence_is_judged_against_an_untrained_model_too():
     """Issue 33: a loss that explodes within the first epoch is its own reference; an untrained
     model's loss (ln(classes)) catches it."""
-    assert diverged(1.2e9, 1.2e9, 10)  # the first epoch itself exploded
-    assert diverged(30.0, 25.0, 10) and not diverged(2.0, 2.3, 10)
-    assert diverged(3.0, 0.25, 10)  # ten times a low first loss, as before
-    assert not diverged(60.0, 50.0, 1000) and diverged(70.0, 50.0, 1000)  # ln(1000) = 6.9
-    assert diverged(float("nan"), 2.0, 10) and diverged(float("inf"), 2.0, 10)
+    ln10 = untrained_loss(10)
+    assert abs(ln10 - math.log(10)) < 1e-12 and untrained_loss(1000) == math.log(1000)
+    assert diverged(1.2e9, ln10)  # the first epoch itself exploded: judged against ln(10)
+    assert diverged(24.0, ln10) and not diverged(22.0, ln10)
+    assert diverged(3.0, 0.25) and not diverged(2.4, 0.25)  # ten times a low first loss
+    assert diverged(float("nan"), 2.0) and diverged(float("inf"), 2.0)
 
 
 def test_a_rank_failing_mid_epoch_ends_the_job_quickly(tmp_path):

@@ -36,6 +36,7 @@ from ..config import Config, build_config, config_from_dict, to_yaml
 from ..data import build_loaders
 from ..data.batch_augment import BatchAugment
 from ..data.datasets import check_data_present, is_dataset_name
+from ..divergence import diverged, untrained_loss
 from ..errors import EnetError, TrainingFailed
 from ..evaluate import EvalResult, evaluate
 from ..models import create_model, get_model_info, num_params
@@ -59,8 +60,6 @@ from .progress import Reporter
 from .run_folder import RunFolder, environment
 from .schedule import make_schedule
 from .window import LossWindow
-
-DIVERGED_FACTOR = 10.0  # a validation loss this many times its first value is an explosion
 
 
 def resolve_train_config(
@@ -657,33 +656,26 @@ def _end_epoch(run: Run) -> None:
 
 
 def _warn_divergence(run: Run, record: dict) -> None:
-    """A validation loss DIVERGED_FACTOR times its first epoch's value, or times an untrained
-    model's (ln(classes): uniform guesses), or not finite: warn, mark the epoch. The second
-    reference catches a run that explodes within its first epoch."""
+    """Warn of an exploded validation loss and mark the epoch: the first epoch's is judged
+    against an untrained model's (ln(classes)), later ones against the first epoch's (a run
+    can blow up within its first epoch; issue 33)."""
     if run.first_val_loss is None:
         records = run.out.read_metrics() if run.out.metrics.is_file() else []
         run.first_val_loss = records[0]["val_loss"] if records else record["val_loss"]
-    loss, first = record["val_loss"], run.first_val_loss
-    if not diverged(loss, first, len(run.classes)):
+    untrained = untrained_loss(len(run.classes))
+    first = record["epoch"] == 1 or not math.isfinite(run.first_val_loss)
+    reference = untrained if first else run.first_val_loss
+    loss = record["val_loss"]
+    if not diverged(loss, reference):
         return
     record["diverged"] = True
+    what = "an untrained model's" if first else "the first epoch's"
     run.reporter.print(
-        f"[bold red]warning: the validation loss exploded ({loss:.3g}; first epoch "
-        f"{first:.3g}, an untrained model about {math.log(len(run.classes)):.3g}) at epoch "
-        f"{record['epoch']}: the run is diverging; try a lower --lr or a recipe from configs/",
+        f"[bold red]warning: the validation loss exploded ({loss:.3g}, over ten times "
+        f"{what}, {reference:.3g}) at epoch {record['epoch']}: the run is diverging; try a "
+        "lower --lr or a recipe from configs/",
         highlight=False,
     )
-
-
-def diverged(loss: float, first: float, classes: int) -> bool:
-    """Is a validation loss an explosion: not finite, or DIVERGED_FACTOR times the first
-    epoch's or an untrained model's (ln(classes))?"""
-    if not math.isfinite(loss):
-        return True
-    reference = math.log(max(classes, 2))
-    if math.isfinite(first):
-        reference = min(max(first, 1e-3), reference)
-    return loss > DIVERGED_FACTOR * reference
 
 
 def _finish(run: Run) -> dict:
