@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test test-fast demo bench lint clean
 
 install: $(STAMP)
 
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The quick tier while developing: every test but those running enet's commands end to end
+# (marked e2e in tests/conftest.py). `make test` (CI) runs them all.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow and not e2e" $(PYTEST_ARGS)
 
 # Trains a small XResNet on the shipped mini data on the CPU (well under two minutes), then
 # evaluates its best checkpoint.

@@ -416,6 +416,19 @@ def _relate_to_peers(rows: list[dict]) -> None:
             row["vs_fp32"] = row["median"] / fp32["median"]
 
 
+def _precisions(models, peers, precision: str, dev) -> list[tuple[str, str, str]]:
+    """(source, model, precision) per candidate: enet's models at their resolved precision
+    (and in fp32 beside bf16 on the CPU), torchvision's at the first model's."""
+    runs = []
+    for name in models:
+        chosen = resolve_precision(precision, dev, name)
+        runs.append(("enet", name, chosen))
+        if dev.type == "cpu" and chosen == "bf16":
+            runs.append(("enet", name, "fp32"))
+    peer_precision = resolve_precision(precision, dev, models[0] if models else None)
+    return runs + [("torchvision", name, peer_precision) for name in peers]
+
+
 def bench_model(
     models: tuple[str, ...] = ("efficientnet_b0", "xresnet50"),
     peers: tuple[str, ...] = TORCHVISION_PEERS,
@@ -446,14 +459,7 @@ def bench_model(
         raise EnetError("--steps must be at least 5 (a median needs them)")
     for name in models:
         get_model_info(name)  # a clear error for an unknown name
-    runs = []  # (source, model, precision)
-    for name in models:
-        chosen = resolve_precision(precision, dev, name)
-        runs.append(("enet", name, chosen))
-        if dev.type == "cpu" and chosen == "bf16":
-            runs.append(("enet", name, "fp32"))
-    peer_precision = resolve_precision(precision, dev, models[0] if models else None)
-    runs += [("torchvision", name, peer_precision) for name in peers]
+    runs = _precisions(models, peers, precision, dev)
     several = len({p for _, _, p in runs}) > 1
     specs = [
         dict(

@@ -72,6 +72,27 @@ PretrainedOpt = Annotated[
 ]
 
 
+# `enet train`'s named flags: option -> config key (the switches are added where they are read).
+TRAIN_FLAGS = {
+    "model": "model.name",
+    "data": "data.data",
+    "epochs": "train.epochs",
+    "minutes": "train.minutes",
+    "batch_size": "train.batch_size",
+    "res": "data.res",
+    "eval_res": "data.eval_res",
+    "lr": "optim.lr",
+    "seed": "train.seed",
+    "out": "run.out",
+    "device": "train.device",
+    "loader": "data.loader",
+    "precision": "train.precision",
+    "compile": "train.compile",
+    "threads": "train.threads",
+    "init_from": "train.init_from",
+}
+
+
 @app.command("train", context_settings={"allow_interspersed_args": True})
 def train_cmd(
     config: ConfigOpt = None,
@@ -136,25 +157,12 @@ def train_cmd(
 
     if launcher_requested(nproc_per_node, nnodes):
         raise typer.Exit(launch(sys.argv[1:], nproc_per_node, nnodes, node_rank, rdzv_endpoint))
-    flags = {
-        "model.name": model,
-        "data.data": data,
-        "train.epochs": epochs,
-        "train.minutes": minutes,
-        "train.batch_size": batch_size,
-        "data.res": res,
-        "data.eval_res": eval_res,
-        "optim.lr": lr,
-        "train.seed": seed,
-        "run.out": out,
+    given = locals()
+    flags = {key: given[name] for name, key in TRAIN_FLAGS.items()}
+    # switches count only when given (their False would override a recipe's true)
+    flags |= {
         "run.resume": resume or None,
         "run.overwrite": overwrite or None,
-        "train.device": device,
-        "data.loader": loader,
-        "train.precision": precision,
-        "train.compile": compile,
-        "train.threads": threads,
-        "train.init_from": init_from,
         "train.pretrained": pretrained or None,
     }
     cfg = resolve_train_config(str(config) if config else None, flags, set_)

@@ -156,15 +156,7 @@ def load_compare_config(
         budget_epochs, budget_minutes = epochs, None
     if minutes is not None:
         budget_minutes = minutes
-    seed_spec = raw.get("seeds", 1) if seeds is None else seeds
-    if isinstance(seed_spec, int):
-        if seed_spec < 1:
-            raise EnetError(f"seeds must be >= 1, got {seed_spec}")
-        seed_list = tuple(range(seed_spec))
-    elif isinstance(seed_spec, list) and all(isinstance(s, int) for s in seed_spec) and seed_spec:
-        seed_list = tuple(seed_spec)
-    else:
-        raise EnetError(f"seeds must be a count or a list of integers, got {seed_spec!r}")
+    seed_list = _seed_list(raw.get("seeds", 1) if seeds is None else seeds)
     model_list = tuple(models or raw.get("models") or ())
     entries = tuple(Entry(m, m) for m in model_list)
     if not models:
@@ -200,6 +192,25 @@ def load_compare_config(
     )
     for e in cfg.entries:
         cfg.recipe_for(e)  # fail early on a missing recipe
+    _check_sets(cfg)
+    _check_data(cfg.data)
+    return cfg
+
+
+def _seed_list(spec) -> tuple[int, ...]:
+    """`seeds:` / --seeds: a count (0 .. n-1) or a list of seeds."""
+    if isinstance(spec, int):
+        if spec < 1:
+            raise EnetError(f"seeds must be >= 1, got {spec}")
+        return tuple(range(spec))
+    if isinstance(spec, list) and all(isinstance(s, int) for s in spec) and spec:
+        return tuple(spec)
+    raise EnetError(f"seeds must be a count or a list of integers, got {spec!r}")
+
+
+def _check_sets(cfg: CompareConfig) -> None:
+    """No `data.res` in any set: the resolution is compare's own (--res, `resolution:`), so
+    that the report's header and commands name what ran."""
     sets = [*cfg.set, *(s for v in cfg.overrides.values() for s in v)]
     sets += [s for e in cfg.entries for s in e.set]
     if any(s.replace(" ", "").startswith("data.res=") for s in sets):
@@ -207,8 +218,6 @@ def load_compare_config(
             "set data.res is not how a comparison sets its resolution (its report would name "
             'another); use --res N, or `resolution: N` (or "model", each its own) in the config'
         )
-    _check_data(cfg.data)
-    return cfg
 
 
 def _entries(raw: list) -> tuple[Entry, ...]:

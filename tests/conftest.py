@@ -36,6 +36,22 @@ def run_enet(
     return proc
 
 
+E2E_FIXTURES = {"run_dir", "imagenette_path"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark `e2e` every test that runs enet's commands as a user would (a subprocess through
+    `run_enet`, or a fixture that trains one) or reads the full Imagenette copy: `make
+    test-fast` leaves them out (`-m "not e2e"`), `make test` runs everything."""
+    import inspect
+
+    for item in items:
+        function = getattr(item, "function", None)
+        source = inspect.getsource(function) if function is not None else ""
+        if "run_enet(" in source or E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(scope="session")
 def imagenette_path() -> Path:
     """The full Imagenette copy named by ENET_TEST_DATA; tests that need it skip without it."""

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -114,8 +115,9 @@ def test_compare_runs_reports_resumes_and_survives_a_failure(tmp_path):
     assert all(bool(r["ema_top1"]) == (r["model"] == "efficientnet_b0") for r in finished)
 
     report = (out / "report.md").read_text()
+    # one epoch at 32 px may leave a model at chance: then its row is marked, not starred
     assert (
-        "| xresnet18 | xresnet18 | 2/2 |" in report
+        "| xresnet18 | xresnet18 | 2/2" in report
         or "★ **xresnet18** | **xresnet18** | **2/2**" in report
     )
     assert "(2 failed)" in report and "★" in report and "EMA top-1 %" in report
@@ -199,7 +201,9 @@ def test_named_entries_plan_report_and_refuse_clashes(tmp_path):
     runs = plan_runs(cfg, tmp_path / "out")
     assert [r.out.name for r in runs] == ["xresnet18-s0", "x18-adamw-s0", "x18-lr-s0"]
     assert str(recipe) in runs[1].command and "optim.lr=0.004" in runs[2].command
-    assert "--config" not in runs[0].command and "--config" not in runs[2].command
+    # entries without a recipe of their own train with their family's default (issue 33)
+    for run in (runs[0], runs[2]):
+        assert Path(run.command[run.command.index("--config") + 1]).name == "xresnet50.yaml"
     from enet.compare import collect_rows
 
     rows = collect_rows(runs, cfg)
