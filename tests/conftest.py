@@ -37,18 +37,21 @@ def run_enet(
 
 
 E2E_FIXTURES = {"run_dir", "imagenette_path"}
+# enet's commands in a subprocess, or the model benchmark's worker processes
+E2E_CALLS = ("run_enet(", "subprocess.Popen(", "bench_model(")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark `e2e` every test that runs enet's commands as a user would (a subprocess through
-    `run_enet`, or a fixture that trains one) or reads the full Imagenette copy: `make
-    test-fast` leaves them out (`-m "not e2e"`), `make test` runs everything."""
+    """Mark `e2e` every test that runs enet's commands as a user would (a subprocess, a
+    fixture that trains one, the model benchmark's processes) or reads the full Imagenette
+    copy: `make test-fast` leaves them out (`-m "not e2e"`), `make test` runs everything."""
     import inspect
 
     for item in items:
         function = getattr(item, "function", None)
         source = inspect.getsource(function) if function is not None else ""
-        if "run_enet(" in source or E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+        uses = E2E_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if uses or any(call in source for call in E2E_CALLS):
             item.add_marker(pytest.mark.e2e)
 
 
