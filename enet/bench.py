@@ -487,8 +487,7 @@ def bench_model(
         for w in workers:  # after an error, the others are still waiting for orders
             w.close(wait=0)
     rows = []
-    for w in workers:
-        spec = next(s for s in specs if s["label"] == w.label)
+    for w, spec in zip(workers, specs, strict=True):  # built in the specs' order
         extra = dict(
             source=spec["source"],
             model=spec["name"],

@@ -79,13 +79,17 @@ class CompareConfig:
     def names(self) -> list[str]:
         return [e.name for e in self.entries]
 
+    def named_recipe(self, entry: Entry) -> str | None:
+        """The recipe the comparison names for an entry: its own, its model's, its family's."""
+        family = get_model_info(entry.model).family
+        return entry.recipe or self.recipes.get(entry.model) or self.recipes.get(family)
+
     def recipe_for(self, entry: Entry) -> Path | None:
         """The entry's own recipe, else its model's, else its family's (`recipes:`), else the
         family's default (DEFAULT_RECIPES); None: `enet train`'s defaults."""
-        family = get_model_info(entry.model).family
-        name = entry.recipe or self.recipes.get(entry.model) or self.recipes.get(family)
+        name = self.named_recipe(entry)
         if name is None:
-            default = RECIPE_DIR / DEFAULT_RECIPES.get(family, "")
+            default = RECIPE_DIR / DEFAULT_RECIPES.get(get_model_info(entry.model).family, "")
             return _shortest(default) if default.is_file() else None
         if str(name).lower() == "none":
             return None
@@ -521,7 +525,7 @@ def run(
         highlight=False,
     )
     console.print(
-        "recipes: " + "; ".join(f"{e.name} {entry_recipes(cfg)[e.name]}" for e in cfg.entries),
+        "recipes: " + "; ".join(f"{name} {recipe}" for name, recipe in entry_recipes(cfg).items()),
         highlight=False,
         soft_wrap=True,
     )
@@ -565,12 +569,10 @@ def entry_recipes(cfg: CompareConfig) -> dict[str, str]:
     out = {}
     for e in cfg.entries:
         path = cfg.recipe_for(e)
-        family = get_model_info(e.model).family
-        named = e.recipe or cfg.recipes.get(e.model) or cfg.recipes.get(family)
         if path is None:
             out[e.name] = "enet train's defaults (no recipe)"
-        elif named is None:
-            out[e.name] = f"{path} (the {family} family's default)"
+        elif cfg.named_recipe(e) is None:
+            out[e.name] = f"{path} (the {get_model_info(e.model).family} family's default)"
         else:
             out[e.name] = str(path)
     return out

@@ -3,6 +3,7 @@ resolution, the model's options. One home, used by training, evaluation and the 
 
 from __future__ import annotations
 
+import functools
 import platform
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from .errors import EnetError
 from .models import get_model_info
 
 
+@functools.cache  # the hardware does not change within a process
 def cpu_bf16_support() -> str | None:
     """What gives this CPU native bf16 arithmetic (None: nothing; bf16 would be emulated, slower
     than fp32). x86: torch's own feature checks for AVX512-BF16 and AMX, the instructions
