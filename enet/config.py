@@ -48,19 +48,23 @@ class ModelConfig:
     name: str = "efficientnet_b0"
     """Registry name (`enet models` lists them)."""
     dropout: float | None = None
-    """Dropout before the classifier; None: the model's own (EfficientNet 0.2-0.5, XResNet 0)."""
+    """Dropout before the classifier; None: the family's training default (EfficientNet 0, its
+    short-budget recipe; the paper's 0.2-0.5 for long runs: configs/efficientnet_b0_paper.yaml)."""
     drop_connect_rate: float | None = None
-    """EfficientNet drop-connect: block i of n gets rate * i / n; None: 0.2."""
+    """EfficientNet drop-connect: block i of n gets rate * i / n; None: the family's training
+    default, 0 (the paper's 0.2 for long runs)."""
     msd_samples: int = 1
     """Multi-Sample Dropout masks in the head (1: a plain head)."""
-    zero_init_residual: bool = False
-    """EfficientNet: each residual block's last BatchNorm starts at zero (XResNet always does)."""
+    zero_init_residual: bool | None = None
+    """EfficientNet: each residual block's last BatchNorm starts at zero (XResNet always does);
+    None: the family's training default, on."""
     tf_init: bool = False
     """EfficientNet: the TF reference's (and timm's) initialisation: a depthwise conv's fan-out
     is k*k (one filter's outputs), not torchvision's out_channels*k*k."""
-    fan_in_head: bool = False
+    fan_in_head: bool | None = None
     """EfficientNet: the classifier's weights uniform in +-1/sqrt(in_features) (nn.Linear's
-    default) instead of torchvision's +-1/sqrt(num_classes), built for 1000 classes."""
+    default) instead of torchvision's +-1/sqrt(num_classes), built for 1000 classes; None: the
+    family's training default, on."""
     act: Activation | None = None
     """XResNet activation: relu, silu or mish; None: relu."""
     sa: bool = False

@@ -112,16 +112,18 @@ def resolve_resolution(cfg: Config) -> int:
 
 
 def model_options(cfg: Config) -> dict:
-    """create_model's keyword options from the config's model section (unset ones left out)."""
+    """create_model's keyword options from the config's model section; options it leaves unset
+    (None) take the family's training defaults (`ModelInfo.train_defaults`: EfficientNet's
+    short-budget recipe), the rest the builder's own."""
     m = cfg.model
-    opts: dict = {"msd_samples": m.msd_samples}
-    if m.dropout is not None:
-        opts["dropout"] = m.dropout
-    if m.drop_connect_rate is not None:
-        opts["drop_connect_rate"] = m.drop_connect_rate
-    for flag in ("zero_init_residual", "tf_init", "fan_in_head", "sa"):
-        if getattr(m, flag):
-            opts[flag] = True
+    opts: dict = dict(get_model_info(m.name).train_defaults) | {"msd_samples": m.msd_samples}
+    for option in ("dropout", "drop_connect_rate"):
+        if getattr(m, option) is not None:
+            opts[option] = getattr(m, option)
+    for flag in ("zero_init_residual", "fan_in_head", "tf_init", "sa"):
+        value = getattr(m, flag)
+        if value or (value is False and flag in opts):  # false only turns a default off
+            opts[flag] = bool(value)
     if m.act is not None:
         opts["act"] = m.act
     if m.pool != "max":

@@ -27,6 +27,11 @@ class ModelInfo:
     # picks it there): XResNet's dense convolutions yes (1.4-1.8x), EfficientNet's depthwise
     # ones no (0.9x); `enet bench model --device cpu --precision bf16` measures it (README)
     cpu_bf16_faster: bool = False
+    # The options `enet train` builds the model with where the config leaves them unset: the
+    # family's short-budget recipe (configs/efficientnet_b0.yaml; docs/results/study-b0-128-5ep/).
+    # A bare `enet train --model efficientnet_b0` with torchvision's own initialisation, dropout
+    # and drop-connect sat at chance after an epoch on Imagewoof (issue 33).
+    train_defaults: tuple[tuple[str, object], ...] = ()
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -56,6 +61,12 @@ for _name, _v in efficientnet.VARIANTS.items():
         _v.resolution,
         _v.dropout,
         functools.partial(efficientnet.build_efficientnet, _name),
+        train_defaults=(
+            ("dropout", 0.0),
+            ("drop_connect_rate", 0.0),
+            ("zero_init_residual", True),
+            ("fan_in_head", True),
+        ),
     )
 for _name in xresnet.VARIANTS:
     _REGISTRY[_name] = ModelInfo(
