@@ -12,6 +12,7 @@ OPTIMIZERS = ("sgd", "adamw", "rmsprop-tf", "radam", "ranger")
 SCHEDULES = ("one-cycle", "flat-cos", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 EXPORT_FORMATS = ("onnx", "exported", "torchscript")
+TRACKERS = ("tensorboard", "mlflow", "wandb")
 
 
 def one_of(values: tuple[str, ...]) -> str:

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from . import tables
-from .choices import EXPORT_FORMATS, LOADERS, PRECISIONS, one_of
+from .choices import EXPORT_FORMATS, LOADERS, PRECISIONS, TRACKERS, one_of
 from .errors import EnetError
 
 app = typer.Typer(
@@ -90,6 +90,7 @@ TRAIN_FLAGS = {
     "compile": "train.compile",
     "threads": "train.threads",
     "init_from": "train.init_from",
+    "track": "run.trackers",
 }
 
 
@@ -143,6 +144,10 @@ def train_cmd(
     ] = None,
     init_from: InitFromOpt = None,
     pretrained: PretrainedOpt = False,
+    track: Annotated[
+        str | None,
+        typer.Option(help=f"Experiment trackers, comma-separated: {one_of(TRACKERS)}."),
+    ] = None,
     nproc_per_node: Annotated[int, typer.Option(help="Ranks on this machine (torchrun).")] = 1,
     nnodes: Annotated[int, typer.Option(help="Machines (torchrun).")] = 1,
     node_rank: Annotated[int, typer.Option(help="This machine's rank (torchrun).")] = 0,

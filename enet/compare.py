@@ -341,6 +341,9 @@ def plan_runs(cfg: CompareConfig, out: Path) -> list[RunSpec]:
                 cmd += ["--epochs", str(cfg.epochs)]
             for item in (*cfg.set, *cfg.overrides.get(model, ()), *entry.set):
                 cmd += ["--set", item]
+            # the trackers' run (run.trackers) names its comparison, entry and seed
+            tags = f"comparison={out.name},entry={entry.name},seed={seed}"
+            cmd += ["--set", f"run.tags={tags}"]
             specs.append(RunSpec(entry.name, model, seed, run_dir, cmd))
     return specs
 

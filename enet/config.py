@@ -16,7 +16,16 @@ from typing import Any, Literal
 
 import yaml
 
-from .choices import ACTIVATIONS, CROPS, LOADERS, OPTIMIZERS, POOLS, PRECISIONS, SCHEDULES
+from .choices import (
+    ACTIVATIONS,
+    CROPS,
+    LOADERS,
+    OPTIMIZERS,
+    POOLS,
+    PRECISIONS,
+    SCHEDULES,
+    TRACKERS,
+)
 from .choices import one_of as choices_text
 from .data.datasets import NAMED_DATASETS
 from .errors import EnetError
@@ -31,6 +40,7 @@ Crop = Literal[CROPS]
 Optimizer = Literal[OPTIMIZERS]
 Schedule = Literal[SCHEDULES]
 Precision = Literal[PRECISIONS]
+TrackerName = Literal[TRACKERS]
 
 
 def choices(literal) -> tuple[str, ...]:
@@ -215,7 +225,16 @@ class RunConfig:
     """Allow starting a fresh run in a non-empty OUT."""
     tensorboard: bool = False
     """Also write the scalars (losses, lr, top-1/5, images/s, loader wait) as TensorBoard
-    events under OUT/tensorboard (the tensorboard package: pip install 'enet[tensorboard]')."""
+    events under OUT/tensorboard (the tensorboard package: pip install 'enet[tensorboard]');
+    the same as naming tensorboard in run.trackers."""
+    trackers: tuple[TrackerName, ...] = ()
+    """Experiment trackers the run also logs to (enet/train/trackers.py): tensorboard, mlflow
+    (MLFLOW_TRACKING_URI, else ./mlflow.db, SQLite), wandb (WANDB_MODE=offline works without a
+    network). A list, or comma-separated on the command line (--track mlflow,wandb)."""
+    tags: tuple[str, ...] = ()
+    """key=value tags for the trackers' run (compare-baselines adds comparison, entry, seed)."""
+    log_checkpoints: bool = True
+    """Trackers also store the best checkpoint as an artifact (summary.json always)."""
 
 
 @dataclass(frozen=True)
@@ -228,7 +247,12 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Plain data (tuples as lists): YAML, JSON and checkpoints take it as it is."""
+        return dataclasses.asdict(self, dict_factory=_plain_dict)
+
+
+def _plain_dict(items: list[tuple[str, Any]]) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in items}
 
 
 _SECTION_TYPES = {
@@ -250,7 +274,15 @@ def _type_hints(cls) -> dict[str, Any]:
 
 
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
-    """Check `value` against a field's annotation (int, float, str, bool, X | None)."""
+    """Check `value` against a field's annotation (int, float, str, bool, X | None, and
+    tuple[X, ...]: a list, or a comma-separated string)."""
+    if typing.get_origin(annotation) is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise EnetError(f"{key} must be a list, got {value!r}")
+        element = typing.get_args(annotation)[0]
+        items = [i.strip() if isinstance(i, str) else i for i in items]
+        return tuple(_coerce(key, item, element) for item in items if item != "")
     options = (
         typing.get_args(annotation)
         if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union
@@ -445,6 +477,8 @@ def validate(cfg: Config) -> None:
         f"train.save_every_steps must be >= 1, got {t.save_every_steps}",
     )
     _check(t.log_every_steps >= 1, f"train.log_every_steps must be >= 1, got {t.log_every_steps}")
+    bad_tag = next((tag for tag in cfg.run.tags if "=" not in tag.strip("=")), None)
+    _check(bad_tag is None, f"run.tags must be key=value, got {bad_tag!r}")
 
 
 def _validate_data(d: DataConfig) -> None:

@@ -201,6 +201,8 @@ def test_named_entries_plan_report_and_refuse_clashes(tmp_path):
     runs = plan_runs(cfg, tmp_path / "out")
     assert [r.out.name for r in runs] == ["xresnet18-s0", "x18-adamw-s0", "x18-lr-s0"]
     assert str(recipe) in runs[1].command and "optim.lr=0.004" in runs[2].command
+    # every run tells its trackers (run.trackers) which comparison, entry and seed it is
+    assert runs[1].command[-2:] == ["--set", "run.tags=comparison=out,entry=x18-adamw,seed=0"]
     # entries without a recipe of their own train with their family's default (issue 33)
     for run in (runs[0], runs[2]):
         assert Path(run.command[run.command.index("--config") + 1]).name == "xresnet50.yaml"

@@ -59,6 +59,7 @@ from .position import Position
 from .progress import Reporter
 from .run_folder import RunFolder, environment
 from .schedule import make_schedule
+from .trackers import RunFolderSink, RunInfo, Trackers, build_trackers
 from .window import LossWindow
 
 
@@ -79,8 +80,9 @@ def resolve_train_config(
         saved = load_checkpoint(last).get("config")
         if not isinstance(saved, dict):
             raise EnetError(f"{last} holds no config; is it an enet checkpoint?")
-        # the run section is this command's (out, resume, overwrite); tensorboard carries over
-        run = {"tensorboard": saved.get("run", {}).get("tensorboard", False)}
+        # the run section is this command's (out, resume, overwrite); the trackers carry over
+        kept = ("tensorboard", "trackers", "tags", "log_checkpoints")
+        run = {k: v for k, v in saved.get("run", {}).items() if k in kept}
         saved = {k: v for k, v in saved.items() if k != "run"} | {"run": run}
         base = config_from_dict(saved)
         if not flags.get("data.data"):
@@ -166,6 +168,7 @@ class Run:
     scaler: torch.amp.GradScaler
     ema: EMA | None
     pos: Position
+    trackers: Trackers
     lr_at: Callable[[int], float] | None = None
     run_start: float = 0.0
     epoch_start: float = 0.0
@@ -202,22 +205,31 @@ def fit(cfg: Config, console: Console | None = None) -> dict:
 def _train(run: Run) -> dict:
     pos = run.pos
     _set_total(run, pos.total_steps)
-    run.reporter.start(pos.total_steps, pos.step)
+    run.reporter.begin(pos.total_steps, pos.step)
+    cfg = run.cfg
+    tags = dict(tag.split("=", 1) for tag in cfg.run.tags)
+    run.trackers.start(
+        RunInfo(run.out.path.name, run.out, cfg.to_dict(), tags, pos.step, cfg.run.log_checkpoints)
+    )
     run.run_start = time.perf_counter() - pos.wall_s
     if run.budget is not None:
         run.budget.begin(pos.wall_s)
+    status = "failed"
     with StopSignals() as signals:
         try:
             while pos.step < pos.total_steps:
                 _train_epoch(run, signals)
                 _end_epoch(run)
+            summary = _finish(run)
+            status = "finished"
         except Stopped as stopped:
+            status = "stopped"
             run.reporter.stop()
             run.reporter.print(f"[yellow]{stopped}", highlight=False)
             raise SystemExit(128 + stopped.signum) from None
         finally:
-            run.reporter.stop()
-    return _finish(run)
+            run.trackers.close(status)
+    return summary
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,8 +245,10 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
             f"--resume: {out.path} trains {ckpt['config']['model']['name']}, "
             f"not {cfg.model.name}; use another --out for a new model"
         )
-    tensorboard = out.path / "tensorboard" if cfg.run.tensorboard and env.is_main else None
-    reporter = Reporter(env.is_main, console, cfg.train.log_every_steps, tensorboard)
+    reporter = Reporter(env.is_main, console, cfg.train.log_every_steps)
+    names = cfg.run.trackers + (("tensorboard",) if cfg.run.tensorboard else ())
+    required = [RunFolderSink(out), reporter] if env.is_main else [reporter]
+    trackers = build_trackers(names, out, required, env.is_main, reporter.print)
     precision, precision_reason = precision_choice(cfg.train.precision, env.device, cfg.model.name)
     use_fast_cuda_kernels(env.device)
     retain_on_cpu(env.device, cfg.train.retain_cpu_memory)  # before the loaders' workers start
@@ -255,7 +269,7 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
     run = Run(
         cfg, env, out, reporter, precision, precision_reason, res, train_loader, val_loader,
         classes, steps_per_epoch, raw_model, raw_model, optimizer, scaler, ema,
-        Position(total_steps=cfg.train.epochs * steps_per_epoch),
+        Position(total_steps=cfg.train.epochs * steps_per_epoch), trackers,
     )  # fmt: skip
     run.init = ckpt.get("init", init) if ckpt is not None else init
     run.augment = _batch_augment(cfg, len(classes))
@@ -571,7 +585,9 @@ def _check(run: Run, window: LossWindow, signals: StopSignals, lr: float) -> boo
         )
     pos.add_losses(result.loss_total)
     _sample_memory(run)
-    run.reporter.step(pos.step, pos.epoch + 1, result.mean_loss, lr, pos.current.img_per_s)
+    run.trackers.log_step(
+        pos.step, {"loss": result.mean_loss, "lr": lr, "img_per_s": pos.current.img_per_s}
+    )
     return result.stop
 
 
@@ -647,9 +663,7 @@ def _end_epoch(run: Run) -> None:
     improved = result.top1 > pos.best_top1
     pos.best_top1 = max(pos.best_top1, result.top1)
     pos.wall_s = time.perf_counter() - run.run_start
-    if run.env.is_main:
-        out.append_metrics(record)
-    run.reporter.epoch_end(record)
+    run.trackers.log_epoch(record)  # metrics.jsonl (main rank), the console, the trackers
     save(run, out.last)
     if improved:
         save(run, out.best, full=False)
@@ -726,9 +740,10 @@ def _finish(run: Run) -> dict:
         "seed": cfg.train.seed,
         "init": run.init,
     }
-    if env.is_main:
-        run.out.write_summary(summary)
-    run.reporter.results(summary, str(run.out.path))
+    files = {"summary.json": run.out.summary}
+    if cfg.run.log_checkpoints and run.out.best.is_file():
+        files["best.pt"] = run.out.best
+    run.trackers.finish(summary, files)  # summary.json first, then the console and trackers
     return summary
 
 

@@ -8,34 +8,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..errors import EnetError
 from ..tables import train_results_table
-
-EPOCH_SCALARS = (
-    "train_loss", "val_loss", "top1", "top5", "ema_top1", "ema_top5", "img_per_s", "train_s",
-    "data_wait_s", "eval_img_per_s", "epoch_s",
-)  # fmt: skip
+from .trackers import RunInfo, Tracker
 
 
-class Reporter:
-    def __init__(
-        self,
-        enabled: bool,
-        console: Console | None,
-        log_every: int,
-        tensorboard: Path | None = None,
-    ) -> None:
-        """`tensorboard`: a folder for TensorBoard event files (torch.utils.tensorboard), or
-        None; the writer opens at `start` (then the run's first step is known)."""
-        self.tensorboard_dir = tensorboard
-        self.writer = None
-        if tensorboard is not None:
-            try:
-                import tensorboard as _  # noqa: F401
-            except ImportError:
-                raise EnetError(
-                    "run.tensorboard needs the tensorboard package: pip install 'enet[tensorboard]'"
-                ) from None
+class Reporter(Tracker):
+    """The console: a sink like the trackers (trackers.py), whose errors stop the run."""
+
+    name = "console"
+    guarded = False
+
+    def __init__(self, enabled: bool, console: Console | None, log_every: int) -> None:
         self.enabled = enabled
         self.console = console or Console()
         self.live = enabled and self.console.is_terminal
@@ -43,18 +26,19 @@ class Reporter:
         self.progress: Progress | None = None
         self.task = None
         self.total_steps = 0
+        self.epoch = 1
+        self.out: Path | None = None
+
+    def start(self, run: RunInfo, run_id: str | None) -> None:
+        self.out = run.folder.path
 
     def print(self, *args, **kwargs) -> None:
         if self.enabled:
             self.console.print(*args, **kwargs)
 
-    def start(self, total_steps: int, first_step: int) -> None:
+    def begin(self, total_steps: int, first_step: int) -> None:
+        """The progress bar (on a terminal) from the run's first step."""
         self.total_steps = total_steps
-        if self.tensorboard_dir is not None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            # purge_step: a resumed run drops what its first run logged after the checkpoint
-            self.writer = SummaryWriter(str(self.tensorboard_dir), purge_step=first_step or None)
         if not self.live:
             return
         self.progress = Progress(
@@ -87,16 +71,16 @@ class Reporter:
 
     def advance(self, step: int, epoch: int, img_per_s: float) -> None:
         """Every step: the live bar moves (the loss shown is the last one read)."""
+        self.epoch = epoch
         if self.progress is not None:
             self.progress.update(self.task, completed=step, epoch=epoch, ips=img_per_s)
 
-    def step(self, step: int, epoch: int, loss: float, lr: float, img_per_s: float) -> None:
-        """At each check: `loss` is the mean over the steps since the last one."""
+    def log_step(self, step: int, metrics: dict[str, float]) -> None:
+        """At each check: the loss is the mean over the steps since the last one."""
         if not self.enabled:
             return
-        if self.writer is not None and step % self.log_every == 0:
-            for name, value in (("loss", loss), ("lr", lr), ("img_per_s", img_per_s)):
-                self.writer.add_scalar(f"train/{name}", value, step)
+        epoch, loss, lr = self.epoch, metrics["loss"], metrics["lr"]
+        img_per_s = metrics["img_per_s"]
         if self.progress is not None:
             self.progress.update(
                 self.task, completed=step, epoch=epoch, loss=loss, lr=lr, ips=img_per_s
@@ -127,14 +111,9 @@ class Reporter:
 
         return on_batch
 
-    def epoch_end(self, record: dict) -> None:
+    def log_epoch(self, record: dict) -> None:
         if not self.enabled:
             return
-        if self.writer is not None:
-            for key in EPOCH_SCALARS:
-                if record.get(key) is not None:
-                    self.writer.add_scalar(f"epoch/{key}", record[key], record["step"])
-            self.writer.flush()
         ema = f" ema top-1 {record['ema_top1']:.2f}%" if record.get("ema_top1") is not None else ""
         self.print(
             f"epoch {record['epoch']} done: train loss {record['train_loss']:.4f}, val loss "
@@ -143,20 +122,18 @@ class Reporter:
             highlight=False,
         )
 
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-
     def stop(self) -> None:
+        """The progress bar ends (before a message that must stay below it)."""
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
-        self.close()
 
-    def results(self, summary: dict, out: str) -> None:
+    def close(self, status: str) -> None:
+        self.stop()
+
+    def finish(self, summary: dict, files: dict[str, Path]) -> None:
         self.stop()
         if not self.enabled:
             return
         self.console.print(train_results_table(summary))
-        self.console.print(f"run folder: {out}", highlight=False)
+        self.console.print(f"run folder: {self.out}", highlight=False)
