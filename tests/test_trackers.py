@@ -71,11 +71,14 @@ def test_mlflow_and_wandb_follow_a_run_and_its_resume(tmp_path):
     common = ["--out", str(out), "--set", "train.log_every_steps=1"]
     run_enet(
         "train", *TINY, "--epochs", "1", *common, "--set", "run.trackers=mlflow,wandb",
-        "--set", "run.tags=[study=trackers]", env=env, check=True,
+        "--set", "run.tags=[study=trackers]", env=env, check=True, cwd=tmp_path,
     )  # fmt: skip
     ids = json.loads((out / "trackers.json").read_text())
     assert set(ids) == {"mlflow", "wandb"}
-    proc = run_enet("train", "--out", str(out), "--resume", "--epochs", "2", env=env, check=True)
+    proc = run_enet(
+        "train", "--out", str(out), "--resume", "--epochs", "2", env=env, check=True, cwd=tmp_path
+    )
+    assert (tmp_path / "mlruns").is_dir()  # MLflow's artifacts beside its store, in the cwd
     assert "warning" not in proc.stdout + proc.stderr
     assert json.loads((out / "trackers.json").read_text()) == ids
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -128,7 +131,7 @@ def test_a_tracker_that_fails_warns_once_and_training_goes_on(tmp_path):
     (tmp_path / "hide" / "sitecustomize.py").write_text("import sys\nsys.modules['wandb'] = None\n")
     proc = run_enet(
         "train", *TINY, "--epochs", "1", "--out", str(out), "--set",
-        "run.trackers=[mlflow,wandb]", env=env, timeout=300,
+        "run.trackers=[mlflow,wandb]", env=env, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text
