@@ -158,7 +158,8 @@ def train_cmd(
 ) -> None:
     """Train a model; write the run folder (config, env, metrics, checkpoints, summary)."""
     from .train.launch import launch, launcher_requested
-    from .train.loop import fit, resolve_train_config
+    from .train.loop import fit
+    from .train.run_config import resolve_train_config
 
     if launcher_requested(nproc_per_node, nnodes):
         raise typer.Exit(launch(sys.argv[1:], nproc_per_node, nnodes, node_rank, rdzv_endpoint))

@@ -18,3 +18,19 @@ def diverged(loss: float, reference: float) -> bool:
     (the first epoch's loss; for the first epoch itself, and for a run's last epoch in a
     comparison, an untrained model's)?"""
     return not math.isfinite(loss) or loss > DIVERGED_FACTOR * max(reference, 1e-3)
+
+
+def epoch_warning(loss: float, epoch: int, first_loss: float, classes: int) -> str | None:
+    """The training loop's warning for an epoch whose validation loss exploded, else None: the
+    first epoch's is judged against an untrained model's (ln(classes)), later ones against the
+    first epoch's (a run can blow up within its first epoch; issue 33)."""
+    first = epoch == 1 or not math.isfinite(first_loss)
+    reference = untrained_loss(classes) if first else first_loss
+    if not diverged(loss, reference):
+        return None
+    what = "an untrained model's" if first else "the first epoch's"
+    return (
+        f"warning: the validation loss exploded ({loss:.3g}, over ten times {what}, "
+        f"{reference:.3g}) at epoch {epoch}: the run is diverging; try a lower --lr or a "
+        "recipe from configs/"
+    )

@@ -16,14 +16,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from torch import nn
 
 from . import report
-from .config import config_from_dict
 from .data import build_eval_loader
 from .data.datasets import check_data_present
 from .errors import EnetError
 from .models import create_model
 from .runtime import retain_on_cpu
 from .settings import autocast_dtype, model_options, resolve_precision, resolve_resolution
-from .train.checkpoint import load_checkpoint
+from .train.checkpoint import open_checkpoint
 from .train.distributed import resolve_device
 
 
@@ -103,32 +102,6 @@ def evaluate(
 
 # ---------------------------------------------------------------------------------------------
 # enet eval
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or a run folder (its best.pt, else last.pt)."""
-    path = Path(path)
-    if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (path / "checkpoints" / name).is_file():
-                return path / "checkpoints" / name
-        raise EnetError(f"{path} holds no checkpoints/best.pt or last.pt (is it a run folder?)")
-    return path
-
-
-def open_checkpoint(checkpoint: str, ema: bool = False):
-    """A checkpoint file or run folder -> (path, config, classes, the weights to use: the EMA's
-    with `ema`, the step it was saved at), each problem one clear error; eval, predict and
-    export read checkpoints through it."""
-    path = resolve_checkpoint(checkpoint)
-    ckpt = load_checkpoint(path)
-    if "model" not in ckpt or "config" not in ckpt:
-        raise EnetError(f"{path} is not an enet checkpoint (no model or config)")
-    if ema and ckpt.get("ema") is None:
-        raise EnetError(f"{path} has no EMA weights (train with --set train.ema_decay=0.999)")
-    weights = ckpt["ema"] if ema else ckpt["model"]
-    step = ckpt.get("position", {}).get("step")
-    return path, config_from_dict(ckpt["config"]), list(ckpt["classes"]), weights, step
 
 
 def eval_folder(checkpoint: Path, res: int, tta: bool, ema: bool, data: str | None) -> Path:

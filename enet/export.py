@@ -23,9 +23,10 @@ import torch
 from .choices import EXPORT_FORMATS, one_of
 from .class_names import display_names
 from .errors import EnetError
-from .evaluate import load_model, open_checkpoint
+from .evaluate import load_model
 from .fileio import FILE_MODE
 from .settings import resolve_resolution
+from .train.checkpoint import open_checkpoint
 
 
 def export(

@@ -18,7 +18,8 @@ from .config import Config
 from .errors import EnetError
 from .settings import resolve_precision, resolve_resolution, use_threads
 from .train import distributed
-from .train.loop import build_data, build_trainable, loss_of
+from .train.build import build_data, build_trainable
+from .train.loop import loss_of
 
 SMOOTHING = 0.98  # fastai's beta
 STOP_FACTOR = 4.0  # stop once the smoothed loss exceeds this many times its minimum

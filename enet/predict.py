@@ -16,9 +16,10 @@ from .data.common import Normalizer
 from .data.datasets import IMAGE_EXTENSIONS
 from .data.torch_loader import eval_image
 from .errors import EnetError
-from .evaluate import load_model, open_checkpoint
+from .evaluate import load_model
 from .fileio import write_text_atomic
 from .settings import autocast_dtype, resolve_precision, resolve_resolution
+from .train.checkpoint import open_checkpoint
 from .train.distributed import resolve_device
 
 BATCH = 32

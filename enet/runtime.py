@@ -57,3 +57,31 @@ def retain_on_cpu(device, enabled: bool) -> bool:
 def memory_retained() -> bool:
     """Whether this process runs with `retain_freed_memory`'s setting (set here or inherited)."""
     return _applied or all(os.environ.get(k) == v for k, v in ENV.items())
+
+
+class PeakMemory:
+    """A run's peak memory: on CUDA the highest device use sampled at the loop's checks
+    (cudaMemGetInfo: what torch's allocator cannot see too, DALI's and nvJPEG's buffers, the
+    CUDA context) or torch's allocator peak, if higher; on the CPU the process's peak resident
+    set."""
+
+    def __init__(self, device) -> None:
+        self.device = device
+        self.device_bytes = 0  # CUDA: the highest sampled
+
+    def sample(self) -> None:
+        if self.device.type == "cuda":
+            import torch
+
+            free, total = torch.cuda.mem_get_info(self.device)
+            self.device_bytes = max(self.device_bytes, total - free)
+
+    def peak(self) -> int:
+        if self.device.type == "cuda":
+            import torch
+
+            self.sample()
+            return max(self.device_bytes, torch.cuda.max_memory_allocated(self.device))
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

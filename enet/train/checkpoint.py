@@ -1,8 +1,12 @@
-"""Checkpoints: written atomically, read as data (`torch.load(..., weights_only=True)`).
+"""Checkpoints, their one home: the schema (what `save_training_state` writes and
+`restore_training_state` reads back), written atomically, read as data by the one
+`torch.load` in enet (`load_checkpoint`): resume, eval, predict, export and --init-from all
+read checkpoints here.
 
 A checkpoint holds the model, optimiser, grad scaler, EMA, step, epoch, the loader's position
-(with DALI's pipeline checkpoint), every RNG state, the resolved config and the class names: all
-that a resumed run needs to continue bit for bit.
+(with DALI's pipeline checkpoint), every rank's RNG states, the resolved config, the class
+names and the initial weights' origin: all that a resumed run needs to continue bit for bit.
+best.pt holds the part evaluation needs (no optimiser, scaler, loaders or RNG states).
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config import Config, config_from_dict
 from ..errors import EnetError
 from ..fileio import atomic_write
+from . import distributed
+from .position import Position
 
 
 def atomic_torch_save(obj: object, path: Path) -> None:
@@ -30,17 +37,119 @@ def atomic_torch_save(obj: object, path: Path) -> None:
         os.close(dir_fd)
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def load_checkpoint(path: str | Path, origin: str = "") -> object:
+    """The file's contents as data (tensors, dicts, lists: weights_only), on the CPU; a
+    missing or unreadable file is one EnetError, prefixed with `origin` (e.g. '--init-from')."""
     path = Path(path)
+    prefix = f"{origin} {path}: " if origin else f"{path}: "
     if not path.is_file():
-        raise EnetError(f"no checkpoint at {path}")
+        raise EnetError(f"{prefix}no such file" if origin else f"no checkpoint at {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 (pickle, zip and torch errors alike)
         raise EnetError(
-            f"{path} is not a readable enet checkpoint ({type(err).__name__}: "
+            f"{prefix}not a readable enet checkpoint ({type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else ''})"
         ) from None
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run folder (its best.pt, else last.pt)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / "checkpoints" / name).is_file():
+                return path / "checkpoints" / name
+        raise EnetError(f"{path} holds no checkpoints/best.pt or last.pt (is it a run folder?)")
+    return path
+
+
+def open_checkpoint(checkpoint: str | Path, ema: bool = False):
+    """A checkpoint file or run folder -> (path, config, classes, the weights to use: the EMA's
+    with `ema`, the step it was saved at), each problem one clear error; eval, predict and
+    export read checkpoints through it."""
+    path = resolve_checkpoint(checkpoint)
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise EnetError(f"{path} is not an enet checkpoint (no model or config)")
+    if ema and ckpt.get("ema") is None:
+        raise EnetError(f"{path} has no EMA weights (train with --set train.ema_decay=0.999)")
+    weights = ckpt["ema"] if ema else ckpt["model"]
+    step = ckpt.get("position", {}).get("step")
+    return path, config_from_dict(ckpt["config"]), list(ckpt["classes"]), weights, step
+
+
+def saved_config(path: Path) -> dict:
+    """The resolved config a run's checkpoint was trained with (for --resume)."""
+    saved = load_checkpoint(path)
+    saved = saved.get("config") if isinstance(saved, dict) else None
+    if not isinstance(saved, dict):
+        raise EnetError(f"{path} holds no config; is it an enet checkpoint?")
+    return saved
+
+
+def save_training_state(
+    path: Path,
+    *,
+    model,
+    ema,
+    pos: Position,
+    env: distributed.DistEnv,
+    cfg: Config,
+    classes: list[str],
+    init: str,
+    optimizer=None,
+    scaler=None,
+    loader=None,
+) -> None:
+    """Every rank hands over its loader position and RNG state; the main rank writes. Without
+    `optimizer` (best.pt): what evaluation needs, without optimiser, loader and RNG states."""
+    state = {
+        "model": model.state_dict(),
+        "ema": ema.state_dict() if ema is not None else None,
+        "position": pos.state(),
+        "world_size": env.world_size,
+        "config": cfg.to_dict(),
+        "classes": classes,
+        "init": init,
+    }
+    if optimizer is not None:
+        loaders, rngs = [loader.state_dict()], [rng_state()]
+        if env.distributed:
+            loaders, rngs = distributed.gather(loaders[0], env), distributed.gather(rngs[0], env)
+        state |= {
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict(),
+            "loaders": loaders,
+            "rng": rngs,
+        }
+    if env.is_main:
+        atomic_torch_save(state, path)
+
+
+def restore_training_state(
+    ckpt: dict, *, model, optimizer, scaler, ema, loader, env: distributed.DistEnv, warn
+) -> Position:
+    """A checkpoint's weights, optimiser, scaler, EMA, loader place and RNG states into the
+    run's objects; returns its position. On another number of ranks the data order changes
+    from there on (`warn` says so)."""
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scaler.load_state_dict(ckpt["scaler"])
+    if ema is not None and ckpt.get("ema") is not None:
+        ema.load_state_dict(ckpt["ema"])
+    if ckpt["world_size"] == env.world_size:
+        loader.load_state_dict(ckpt["loaders"][env.rank])
+        set_rng_state(ckpt["rng"][env.rank])
+    else:
+        warn(
+            f"[yellow]resuming on {env.world_size} ranks a run of "
+            f"{ckpt['world_size']}: the data order changes from here on"
+        )
+        state = dict(ckpt["loaders"][0])
+        state.pop("dali_checkpoint", None)
+        loader.load_state_dict(state)
+    return Position.from_state(ckpt["position"])
 
 
 def rng_state() -> dict:

@@ -7,11 +7,13 @@ single process. nccl on CUDA, gloo on the CPU. Only the main rank prints and wri
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from ..errors import EnetError
 
@@ -87,3 +89,33 @@ def all_reduce_sum(values: list[float], env: DistEnv) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
+
+
+def gather(obj, env) -> list:
+    gathered = [None] * env.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def sync_buffers(model: nn.Module, env) -> None:
+    """Give every rank the main rank's buffers (BatchNorm statistics).
+
+    DDP broadcasts them at the start of each forward pass, so after the last training step
+    each rank holds statistics updated from its own batch: evaluating with the main rank's
+    makes every shard use the weights the checkpoint saves.
+    """
+    if not env.distributed:
+        return
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
+
+
+def ranks_in_sync(model: nn.Module, env) -> bool:
+    """Do all ranks hold bit-identical weights? (DDP should guarantee it; this checks.)"""
+    if not env.distributed:
+        return True
+    digest = hashlib.sha1()
+    for tensor in model.state_dict().values():
+        digest.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    digests = gather(digest.hexdigest(), env)
+    return len(set(digests)) == 1

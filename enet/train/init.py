@@ -12,6 +12,7 @@ from torch import nn
 
 from ..errors import EnetError
 from ..models import efficientnet
+from .checkpoint import load_checkpoint
 
 HEAD = ("head.fc.weight", "head.fc.bias")
 
@@ -58,14 +59,7 @@ def torchvision_weights(model_name: str) -> tuple[dict, str]:
 
 def read_weights(path: str) -> dict:
     """An enet checkpoint's weights, or a state dict saved with torch.save."""
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise EnetError(f"--init-from {path}: no such file") from None
-    except Exception as err:  # noqa: BLE001 (pickle, zip and torch errors alike)
-        raise EnetError(
-            f"--init-from {path}: not readable weights ({type(err).__name__})"
-        ) from None
+    data = load_checkpoint(path, "--init-from")
     if isinstance(data, dict) and isinstance(data.get("model"), dict):
         return data["model"]  # an enet checkpoint
     if isinstance(data, dict) and data and all(isinstance(v, torch.Tensor) for v in data.values()):

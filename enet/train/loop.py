@@ -14,36 +14,27 @@ SIGKILL).
 from __future__ import annotations
 
 import contextlib
-import datetime
-import hashlib
 import math
-import random
-import resource
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from rich.console import Console
 from torch import nn
 
-from ..config import Config, build_config, config_from_dict, to_yaml
-from ..data import build_loaders
+from ..config import Config, to_yaml
 from ..data.batch_augment import BatchAugment
-from ..data.datasets import check_data_present, is_dataset_name
-from ..divergence import diverged, untrained_loss
+from ..divergence import epoch_warning
 from ..errors import EnetError, TrainingFailed
 from ..evaluate import EvalResult, evaluate
-from ..models import create_model, get_model_info, num_params
-from ..runtime import retain_on_cpu
+from ..models import num_params
+from ..runtime import PeakMemory, retain_on_cpu
 from ..settings import (
     autocast_dtype,
-    model_options,
     precision_choice,
     resolve_resolution,
     use_fast_cuda_kernels,
@@ -51,97 +42,22 @@ from ..settings import (
 )
 from . import distributed
 from .budget import TimeBudget
-from .checkpoint import atomic_torch_save, load_checkpoint, rng_state, set_rng_state
+from .build import build_data, build_trainable
+from .checkpoint import (
+    load_checkpoint,
+    restore_training_state,
+    save_training_state,
+)
 from .ema import EMA
-from .init import initialise
-from .optim import build_optimizer
 from .position import Position
 from .progress import Reporter
+from .records import EpochRecord, summarise
+from .run_config import default_out
 from .run_folder import RunFolder, environment
 from .schedule import make_schedule
+from .signals import Stopped, StopSignals
 from .trackers import RunFolderSink, RunInfo, Trackers, build_trackers
 from .window import LossWindow
-
-
-def resolve_train_config(
-    config_file: str | None, flags: dict[str, Any], overrides: list[str] | None
-) -> Config:
-    """The run's config. With --resume the resumed run's own config is the starting point
-    (so `enet train --out DIR --resume` needs nothing else); anything given on top changes it."""
-    base = None
-    if flags.get("run.resume"):
-        out = flags.get("run.out")
-        if not out:
-            raise EnetError("--resume needs --out DIR (the run folder to continue)")
-        last = Path(out) / "checkpoints" / "last.pt"
-        if not last.is_file():
-            raise EnetError(f"--resume: no checkpoint at {last} to continue from")
-
-        saved = load_checkpoint(last).get("config")
-        if not isinstance(saved, dict):
-            raise EnetError(f"{last} holds no config; is it an enet checkpoint?")
-        # the run section is this command's (out, resume, overwrite); the trackers carry over
-        kept = ("tensorboard", "trackers", "tags", "log_checkpoints")
-        run = {k: v for k, v in saved.get("run", {}).items() if k in kept}
-        saved = {k: v for k, v in saved.items() if k != "run"} | {"run": run}
-        base = config_from_dict(saved)
-        if not flags.get("data.data"):
-            check_data_present(base.data.data, "--resume")
-    return with_resolved_paths(build_config(config_file, flags, overrides, base=base))
-
-
-def with_resolved_paths(cfg: Config) -> Config:
-    """The data folder and --init-from file made absolute (dataset names stay names), so that
-    the run folder's config works from any folder: `enet eval`, `--resume`, `predict`."""
-    data, init = cfg.data.data, cfg.train.init_from
-    if not is_dataset_name(data) and Path(data).expanduser().exists():
-        cfg = replace(cfg, data=replace(cfg.data, data=str(Path(data).expanduser().resolve())))
-    if init and Path(init).expanduser().exists():
-        init = str(Path(init).expanduser().resolve())
-        cfg = replace(cfg, train=replace(cfg.train, init_from=init))
-    return cfg
-
-
-def default_out(cfg: Config) -> str:
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return str(Path("runs") / f"{cfg.model.name}-{stamp}")
-
-
-# ---------------------------------------------------------------------------------------------
-# signals
-
-
-class StopSignals:
-    """SIGTERM / SIGINT / SIGUSR1 set a flag; the loop saves at the next step boundary and
-    exits with 128 + the signal: 143, 130, or 138 for SIGUSR1, which batch schedulers (SLURM's
-    `--signal`) send before a time limit: "saved, requeue me" (scripts/slurm/train.sbatch)."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._previous = {}
-
-    def __enter__(self) -> StopSignals:
-        for sig in self.SIGNALS:
-            self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.received is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        self.received = signum
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-class Stopped(Exception):
-    def __init__(self, signum: int, message: str) -> None:
-        super().__init__(message)
-        self.signum = signum
-
 
 # ---------------------------------------------------------------------------------------------
 # the run
@@ -178,7 +94,7 @@ class Run:
     size: int = 0  # the last training batch's resolution
     init: str = "random"  # the weights the run started from
     augment: BatchAugment | None = None  # MixUp / CutMix / erasing on the device
-    peak_device_bytes: int = 0  # CUDA: the device's used memory, highest sampled
+    memory: PeakMemory | None = None
 
     @property
     def device(self) -> torch.device:
@@ -273,6 +189,7 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
     )  # fmt: skip
     run.init = ckpt.get("init", init) if ckpt is not None else init
     run.augment = _batch_augment(cfg, len(classes))
+    run.memory = PeakMemory(env.device)
     if ckpt is None and init != "random":
         reporter.print(f"initial weights: {init}", highlight=False, soft_wrap=True)
     if ckpt is not None:
@@ -297,50 +214,6 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
     return run
 
 
-def build_data(cfg: Config, env: distributed.DistEnv, res: int):
-    d, t = cfg.data, cfg.train
-    return build_loaders(
-        d.data,
-        res,
-        t.batch_size,
-        eval_res=d.eval_res or res,
-        loader=d.loader,
-        device=env.device,
-        randaugment=(d.randaugment_n, d.randaugment_m),
-        min_scale=d.min_scale,
-        crop=d.crop,
-        crop_pct=d.crop_pct,
-        rank=env.rank,
-        world_size=env.world_size,
-        seed=t.seed,
-        workers=d.workers,
-        channels_last=t.channels_last,
-        min_res=d.min_res,
-        ramp=(d.ramp_start, d.ramp_end),
-    )
-
-
-def build_trainable(cfg: Config, env: distributed.DistEnv, num_classes: int, precision: str):
-    """Model, optimiser, grad scaler and EMA: the same initialisation on every rank."""
-    t = cfg.train
-    torch.manual_seed(t.seed)
-    memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
-    model = create_model(cfg.model.name, num_classes, **model_options(cfg))
-    model.to(env.device, memory_format=memory_format)
-    if t.sync_bn and env.distributed:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model.stages.checkpointed = t.grad_checkpointing
-    init = initialise(model, cfg.model.name, t.pretrained, t.init_from)
-    ema = EMA(model, t.ema_decay, t.ema_warmup, t.ema_every) if t.ema_decay else None
-    optimizer = build_optimizer(cfg.optim, model)
-    scaler = torch.amp.GradScaler(env.device.type, enabled=precision == "fp16")
-    # Dropout and drop-connect draw from the global generator: a stream of its own per rank.
-    torch.manual_seed(t.seed * 1000 + 1 + env.rank)
-    random.seed(t.seed + env.rank)
-    np.random.seed(t.seed + env.rank)
-    return model, optimizer, scaler, ema, init
-
-
 def _batch_augment(cfg: Config, num_classes: int) -> BatchAugment | None:
     d = cfg.data
     augment = BatchAugment(
@@ -350,26 +223,11 @@ def _batch_augment(cfg: Config, num_classes: int) -> BatchAugment | None:
 
 
 def _restore(run: Run, ckpt: dict) -> None:
-    """A checkpoint's weights, optimiser, scaler, EMA, position, loader place and RNG states."""
-    run.raw_model.load_state_dict(ckpt["model"])
-    run.optimizer.load_state_dict(ckpt["optimizer"])
-    run.scaler.load_state_dict(ckpt["scaler"])
-    if run.ema is not None and ckpt.get("ema") is not None:
-        run.ema.load_state_dict(ckpt["ema"])
-    run.pos = Position.from_state(ckpt["position"])
+    run.pos = restore_training_state(
+        ckpt, model=run.raw_model, optimizer=run.optimizer, scaler=run.scaler, ema=run.ema,
+        loader=run.train_loader, env=run.env, warn=run.reporter.print,
+    )  # fmt: skip
     _extend(run, ckpt)
-    env = run.env
-    if ckpt["world_size"] == env.world_size:
-        run.train_loader.load_state_dict(ckpt["loaders"][env.rank])
-        set_rng_state(ckpt["rng"][env.rank])
-    else:
-        run.reporter.print(
-            f"[yellow]resuming on {env.world_size} ranks a run of "
-            f"{ckpt['world_size']}: the data order changes from here on"
-        )
-        state = dict(ckpt["loaders"][0])
-        state.pop("dali_checkpoint", None)
-        run.train_loader.load_state_dict(state)
 
 
 def _wrap(raw_model: nn.Module, cfg: Config, env: distributed.DistEnv) -> nn.Module:
@@ -432,29 +290,12 @@ def _extend(run: Run, ckpt: dict) -> None:
 
 
 def save(run: Run, path: Path, full: bool = True) -> None:
-    """Every rank hands over its loader position and RNG state; the main rank writes.
-    `full=False` (best.pt): what evaluation needs, without optimiser, loader and RNG state."""
-    state = {
-        "model": run.raw_model.state_dict(),
-        "ema": run.ema.state_dict() if run.ema is not None else None,
-        "position": run.pos.state(),
-        "world_size": run.env.world_size,
-        "config": run.cfg.to_dict(),
-        "classes": run.classes,
-        "init": run.init,
-    }
-    if full:
-        loaders, rngs = [run.train_loader.state_dict()], [rng_state()]
-        if run.env.distributed:
-            loaders, rngs = _gather(loaders[0], run.env), _gather(rngs[0], run.env)
-        state |= {
-            "optimizer": run.optimizer.state_dict(),
-            "scaler": run.scaler.state_dict(),
-            "loaders": loaders,
-            "rng": rngs,
-        }
-    if run.env.is_main:
-        atomic_torch_save(state, path)
+    """last.pt (full: all a resume needs) or best.pt (`full=False`: what evaluation needs)."""
+    extra = dict(optimizer=run.optimizer, scaler=run.scaler, loader=run.train_loader)
+    save_training_state(
+        path, model=run.raw_model, ema=run.ema, pos=run.pos, env=run.env, cfg=run.cfg,
+        classes=run.classes, init=run.init, **(extra if full else {}),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -584,7 +425,7 @@ def _check(run: Run, window: LossWindow, signals: StopSignals, lr: float) -> boo
             f"{out.last if out.last.exists() else '(none saved yet)'}; try a lower --lr"
         )
     pos.add_losses(result.loss_total)
-    _sample_memory(run)
+    run.memory.sample()
     run.trackers.log_step(
         pos.step, {"loss": result.mean_loss, "lr": lr, "img_per_s": pos.current.img_per_s}
     )
@@ -629,33 +470,33 @@ def _validate(run: Run, model: nn.Module, progress: bool) -> EvalResult:
 def _end_epoch(run: Run) -> None:
     """Evaluate (and the EMA), write the metrics line, warn of divergence, save checkpoints."""
     pos, out = run.pos, run.out
-    _sync_buffers(run.raw_model, run.env)
+    distributed.sync_buffers(run.raw_model, run.env)
     eval_start = time.perf_counter()
     result = _validate(run, run.raw_model, progress=True)
     ema_result = _validate(run, run.ema.module, progress=False) if run.ema else None
     eval_s = time.perf_counter() - eval_start
     pos.epoch += 1
     current = pos.current
-    record = {
-        "epoch": pos.epoch,
-        "step": pos.step,
-        "lr": run.lr_at(max(pos.step - 1, 0)),
-        "train_loss": current.loss_sum / max(current.loss_count, 1),
-        "val_loss": result.loss,
-        "top1": result.top1,
-        "top5": result.top5,
-        "ema_top1": ema_result.top1 if ema_result else None,
-        "ema_top5": ema_result.top5 if ema_result else None,
-        "img_per_s": current.img_per_s,
-        "res": run.size,  # the epoch's last training batch's (progressive resizing)
-        "train_s": current.train_s,
-        "data_wait_s": current.data_wait_s,
-        "eval_img_per_s": result.img_per_s,
-        "epoch_s": time.perf_counter() - run.epoch_start,
-        "wall_s": time.perf_counter() - run.run_start,
-    }
+    record = EpochRecord(
+        epoch=pos.epoch,
+        step=pos.step,
+        lr=run.lr_at(max(pos.step - 1, 0)),
+        train_loss=current.loss_sum / max(current.loss_count, 1),
+        val_loss=result.loss,
+        top1=result.top1,
+        top5=result.top5,
+        ema_top1=ema_result.top1 if ema_result else None,
+        ema_top5=ema_result.top5 if ema_result else None,
+        img_per_s=current.img_per_s,
+        res=run.size,
+        train_s=current.train_s,
+        data_wait_s=current.data_wait_s,
+        eval_img_per_s=result.img_per_s,
+        epoch_s=time.perf_counter() - run.epoch_start,
+        wall_s=time.perf_counter() - run.run_start,
+    )
     _warn_divergence(run, record)
-    run.last_record = record
+    run.last_record = record.to_dict()
     pos.current = type(current)()
     if run.budget is not None:  # refitted from this epoch's steps and evaluation
         step_s = current.full_step_s if current.loss_count else None
@@ -663,136 +504,41 @@ def _end_epoch(run: Run) -> None:
     improved = result.top1 > pos.best_top1
     pos.best_top1 = max(pos.best_top1, result.top1)
     pos.wall_s = time.perf_counter() - run.run_start
-    run.trackers.log_epoch(record)  # metrics.jsonl (main rank), the console, the trackers
+    run.trackers.log_epoch(run.last_record)  # metrics.jsonl (main rank), the console, the trackers
     save(run, out.last)
     if improved:
         save(run, out.best, full=False)
 
 
-def _warn_divergence(run: Run, record: dict) -> None:
-    """Warn of an exploded validation loss and mark the epoch: the first epoch's is judged
-    against an untrained model's (ln(classes)), later ones against the first epoch's (a run
-    can blow up within its first epoch; issue 33)."""
+def _warn_divergence(run: Run, record: EpochRecord) -> None:
+    """Mark and warn of an epoch whose validation loss exploded (enet/divergence.py)."""
     if run.first_val_loss is None:
-        records = run.out.read_metrics() if run.out.metrics.is_file() else []
-        run.first_val_loss = records[0]["val_loss"] if records else record["val_loss"]
-    untrained = untrained_loss(len(run.classes))
-    first = record["epoch"] == 1 or not math.isfinite(run.first_val_loss)
-    reference = untrained if first else run.first_val_loss
-    loss = record["val_loss"]
-    if not diverged(loss, reference):
-        return
-    record["diverged"] = True
-    what = "an untrained model's" if first else "the first epoch's"
-    run.reporter.print(
-        f"[bold red]warning: the validation loss exploded ({loss:.3g}, over ten times "
-        f"{what}, {reference:.3g}) at epoch {record['epoch']}: the run is diverging; try a "
-        "lower --lr or a recipe from configs/",
-        highlight=False,
-    )
+        records = run.out.read_metrics()
+        run.first_val_loss = records[0]["val_loss"] if records else record.val_loss
+    warning = epoch_warning(record.val_loss, record.epoch, run.first_val_loss, len(run.classes))
+    if warning is not None:
+        record.diverged = True
+        run.reporter.print(f"[bold red]{warning}", highlight=False)
 
 
 def _finish(run: Run) -> dict:
     """summary.json: the last epoch's results, the best top-1, time, throughput, cost."""
     cfg, pos, env = run.cfg, run.pos, run.env
-    _sync_buffers(run.raw_model, env)
+    distributed.sync_buffers(run.raw_model, env)
     last = run.last_record
     if last is None:  # resumed a run that had already finished
         records = run.out.read_metrics()
         if not records:
             raise EnetError(f"{run.out.path} holds a finished checkpoint but no metrics")
         last = records[-1]
-    in_sync = _ranks_in_sync(run.raw_model, env)
-    peak = _peak_memory(run)
-    info = get_model_info(cfg.model.name)
-    summary = {
-        "status": "finished",
-        "model": cfg.model.name,
-        "data": cfg.data.data,
-        "classes": len(run.classes),
-        "res": run.res,
-        "min_res": cfg.data.min_res or None,
-        "eval_res": cfg.data.eval_res or run.res,
-        "epochs": pos.epoch,
-        "steps": pos.step,
-        "top1": last["top1"],
-        "top5": last["top5"],
-        "best_top1": pos.best_top1,
-        "ema_top1": last.get("ema_top1"),
-        "train_loss": last["train_loss"],
-        "val_loss": last["val_loss"],
-        "diverged": any(r.get("diverged") for r in run.out.read_metrics()),
-        "wall_s": pos.wall_s,
-        "train_s": pos.run.train_s,
-        "data_wait_s": pos.run.data_wait_s,
-        "img_per_s": pos.run.img_per_s,
-        "eval_img_per_s": last.get("eval_img_per_s"),
-        "params": num_params(run.raw_model),
-        "gflops": info.gflops(run.res, len(run.classes), **model_options(run.cfg)),
-        "peak_memory_bytes": int(peak),
-        "peak_torch_memory_bytes": (
-            torch.cuda.max_memory_allocated(env.device) if env.device.type == "cuda" else None
-        ),
-        "precision": run.precision,
-        "world_size": env.world_size,
-        "loader": run.train_loader.backend,
-        "ranks_in_sync": in_sync,
-        "seed": cfg.train.seed,
-        "init": run.init,
-    }
+    summary = summarise(
+        cfg, pos, last, run.out.read_metrics(), model=run.raw_model, classes=len(run.classes),
+        res=run.res, precision=run.precision, env=env, loader=run.train_loader.backend,
+        ranks_in_sync=distributed.ranks_in_sync(run.raw_model, env),
+        peak_memory=run.memory.peak(), init=run.init,
+    ).to_dict()  # fmt: skip
     files = {"summary.json": run.out.summary}
     if cfg.run.log_checkpoints and run.out.best.is_file():
         files["best.pt"] = run.out.best
     run.trackers.finish(summary, files)  # summary.json first, then the console and trackers
     return summary
-
-
-# ---------------------------------------------------------------------------------------------
-# helpers
-
-
-def _gather(obj, env) -> list:
-    gathered = [None] * env.world_size
-    dist.all_gather_object(gathered, obj)
-    return gathered
-
-
-def _sample_memory(run: Run) -> None:
-    """CUDA: the device's used memory now (cudaMemGetInfo: what torch's allocator cannot see
-    too, DALI's and nvJPEG's buffers, the CUDA context), kept at its highest; at each check."""
-    if run.device.type == "cuda":
-        free, total = torch.cuda.mem_get_info(run.device)
-        run.peak_device_bytes = max(run.peak_device_bytes, total - free)
-
-
-def _peak_memory(run: Run) -> int:
-    """The run's peak memory: on CUDA the highest device use sampled at the checks (or torch's
-    allocator peak, if higher); on the CPU the process's peak resident set."""
-    if run.device.type == "cuda":
-        _sample_memory(run)
-        return max(run.peak_device_bytes, torch.cuda.max_memory_allocated(run.device))
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _sync_buffers(model: nn.Module, env) -> None:
-    """Give every rank the main rank's buffers (BatchNorm statistics).
-
-    DDP broadcasts them at the start of each forward pass, so after the last training step
-    each rank holds statistics updated from its own batch: evaluating with the main rank's
-    makes every shard use the weights the checkpoint saves.
-    """
-    if not env.distributed:
-        return
-    for buffer in model.buffers():
-        dist.broadcast(buffer, src=0)
-
-
-def _ranks_in_sync(model: nn.Module, env) -> bool:
-    """Do all ranks hold bit-identical weights? (DDP should guarantee it; this checks.)"""
-    if not env.distributed:
-        return True
-    digest = hashlib.sha1()
-    for tensor in model.state_dict().values():
-        digest.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
-    digests = _gather(digest.hexdigest(), env)
-    return len(set(digests)) == 1

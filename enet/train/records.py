@@ -1,0 +1,140 @@
+"""The run record, typed: an epoch's line of metrics.jsonl (`EpochRecord`) and summary.json
+(`Summary`). The run folder, the console and every tracker take them as they are (through
+`to_dict`), and compare's results.csv reads summary.json's fields by these names."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import Config
+from ..models import get_model_info, num_params
+from ..settings import model_options
+from .distributed import DistEnv
+from .position import Position
+
+
+@dataclass
+class EpochRecord:
+    """One epoch's end: top-1/top-5 in %, times in seconds, throughputs in images per second."""
+
+    epoch: int
+    step: int  # optimiser steps so far
+    lr: float  # the epoch's last step's
+    train_loss: float  # mean over the epoch's steps
+    val_loss: float
+    top1: float
+    top5: float
+    ema_top1: float | None  # the EMA's weights (train.ema_decay), else None
+    ema_top5: float | None
+    img_per_s: float  # training
+    res: int  # the epoch's last training batch's size (progressive resizing)
+    train_s: float
+    data_wait_s: float  # of train_s, waiting for the loader
+    eval_img_per_s: float
+    epoch_s: float
+    wall_s: float  # since the run began (resumes included)
+    diverged: bool = False  # the validation loss exploded (enet/divergence.py)
+
+    def to_dict(self) -> dict:
+        """metrics.jsonl's line; `diverged` only where true."""
+        record = dataclasses.asdict(self)
+        if not self.diverged:
+            del record["diverged"]
+        return record
+
+
+@dataclass
+class Summary:
+    """summary.json: the last epoch's results, the best top-1, time, throughput and cost."""
+
+    status: str  # finished
+    model: str
+    data: str
+    classes: int
+    res: int
+    min_res: int | None  # progressive resizing's first size
+    eval_res: int
+    epochs: int
+    steps: int
+    top1: float
+    top5: float
+    best_top1: float
+    ema_top1: float | None
+    train_loss: float
+    val_loss: float
+    diverged: bool  # any epoch's validation loss exploded
+    wall_s: float
+    train_s: float
+    data_wait_s: float
+    img_per_s: float
+    eval_img_per_s: float | None
+    params: int
+    gflops: float  # forward, one image at `res`
+    peak_memory_bytes: int  # CUDA: device memory in use; CPU: the process's resident set
+    peak_torch_memory_bytes: int | None  # CUDA: torch's allocator peak
+    precision: str
+    world_size: int
+    loader: str
+    ranks_in_sync: bool
+    seed: int
+    init: str  # the initial weights: random, torchvision's, or a file
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def summarise(
+    cfg: Config,
+    pos: Position,
+    last: dict,
+    records: list[dict],
+    *,
+    model: nn.Module,
+    classes: int,
+    res: int,
+    precision: str,
+    env: DistEnv,
+    loader: str,
+    ranks_in_sync: bool,
+    peak_memory: int,
+    init: str,
+) -> Summary:
+    """The summary of a finished run from its last epoch record and every record so far."""
+    cuda = env.device.type == "cuda"
+    return Summary(
+        status="finished",
+        model=cfg.model.name,
+        data=cfg.data.data,
+        classes=classes,
+        res=res,
+        min_res=cfg.data.min_res or None,
+        eval_res=cfg.data.eval_res or res,
+        epochs=pos.epoch,
+        steps=pos.step,
+        top1=last["top1"],
+        top5=last["top5"],
+        best_top1=pos.best_top1,
+        ema_top1=last.get("ema_top1"),
+        train_loss=last["train_loss"],
+        val_loss=last["val_loss"],
+        diverged=any(r.get("diverged") for r in records),
+        wall_s=pos.wall_s,
+        train_s=pos.run.train_s,
+        data_wait_s=pos.run.data_wait_s,
+        img_per_s=pos.run.img_per_s,
+        eval_img_per_s=last.get("eval_img_per_s"),
+        params=num_params(model),
+        gflops=get_model_info(cfg.model.name).gflops(res, classes, **model_options(cfg)),
+        peak_memory_bytes=int(peak_memory),
+        peak_torch_memory_bytes=torch.cuda.max_memory_allocated(env.device) if cuda else None,
+        precision=precision,
+        world_size=env.world_size,
+        loader=loader,
+        ranks_in_sync=ranks_in_sync,
+        seed=cfg.train.seed,
+        init=init,
+    )
