@@ -23,7 +23,7 @@ from .data.datasets import resolve_data
 from .errors import EnetError
 from .models import create_model, get_model_info, num_params
 from .runtime import ENV, retain_freed_memory
-from .settings import autocast_dtype, resolve_precision, use_fast_cuda_kernels
+from .settings import autocast, resolve_precision, use_fast_cuda_kernels
 from .train.distributed import resolve_device
 
 
@@ -267,7 +267,7 @@ class _Candidate:
         self.forward = torch.compile(self.model) if compile_model else self.model
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-        self.dtype = autocast_dtype(precision)
+        self.precision = precision
         self.device = device
         gen = torch.Generator().manual_seed(0)
         self.x = torch.randn(batch_size, 3, res, res, generator=gen).to(device, memory_format=fmt)
@@ -275,9 +275,7 @@ class _Candidate:
         self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
 
     def loss(self):
-        with torch.autocast(
-            self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
-        ):
+        with autocast(self.device, self.precision):
             return self.criterion(self.forward(self.x), self.y)
 
     def step(self) -> None:

@@ -262,7 +262,7 @@ def plot_cmd(
     ] = "runs.png",
 ) -> None:
     """Loss, top-1 and learning-rate curves of one or several runs, in one figure."""
-    from .report import runs_plot
+    from .report.plots import runs_plot
     from .train.run_folder import RunFolder
 
     if not out.lower().endswith(".png"):
@@ -299,7 +299,7 @@ def lr_find_cmd(
     the suggested lr and plots loss against lr. Writes no run folder and no checkpoint."""
     from .config import build_config
     from .lr_find import lr_find
-    from .report import lr_find_plot
+    from .report.plots import lr_find_plot
 
     if not plot.lower().endswith(".png"):
         raise EnetError(f"--plot {plot}: give a .png file")

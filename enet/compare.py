@@ -10,6 +10,7 @@ failed one is recorded with its reason while the rest go on.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shlex
@@ -29,7 +30,9 @@ from .data.datasets import NAMED_DATASETS
 from .errors import EnetError
 from .fileio import read_json, write_json_atomic, write_text_atomic
 from .models import get_model_info, list_models
-from .report import CSV_COLUMNS, write_compare_report
+from .report.aggregate import CSV_COLUMNS
+from .report.files import write_compare_report
+from .train.records import Summary
 from .train.run_folder import RunFolder
 
 # The recipe each family trains with when a comparison names none for it (`recipes:` by model or
@@ -298,6 +301,16 @@ def _check_budget(cfg: CompareConfig, out: Path) -> None:
         )
 
 
+# results.csv's columns that come from a run's summary.json (train/records.Summary): by the
+# same name, or renamed here
+SUMMARY_FIELD = {"resolution": "res", "train_img_per_s": "img_per_s"}
+FROM_SUMMARY = [
+    c
+    for c in CSV_COLUMNS
+    if SUMMARY_FIELD.get(c, c) in {f.name for f in dataclasses.fields(Summary)}
+    and c not in ("model", "seed", "status")
+]
+
 # ---------------------------------------------------------------------------------------------
 # running
 
@@ -359,14 +372,14 @@ def failure_path(run_dir: Path) -> Path:
 
 def run_state(run_dir: Path) -> str:
     """finished, interrupted (a checkpoint to resume), failed, or new."""
-    summary = run_dir / "summary.json"
+    summary = RunFolder(run_dir).summary
     if summary.is_file():
         try:
             if json.loads(summary.read_text()).get("status") == "finished":
                 return "finished"
         except ValueError:
             pass
-    if (run_dir / "checkpoints" / "last.pt").is_file():
+    if RunFolder(run_dir).last.is_file():
         return "interrupted"
     if failure_path(run_dir).is_file():
         return "failed"
@@ -418,7 +431,7 @@ def run_one(spec: RunSpec, console: Console, index: int, total: int) -> str:
             _CHILD.clear()
     elapsed = time.perf_counter() - start
     if returncode == 0 and run_state(spec.out) == "finished":
-        summary = json.loads((spec.out / "summary.json").read_text())
+        summary = json.loads(RunFolder(spec.out).summary.read_text())
         console.print(
             f"{label}: top-1 {summary['top1']:.2f}% in {elapsed / 60:.1f} min", highlight=False
         )
@@ -448,31 +461,17 @@ def collect_rows(specs, cfg) -> list[dict]:
             resolution=res,
             status="not run",
         )
-        summary = read_json(spec.out / "summary.json")
+        summary = read_json(RunFolder(spec.out).summary)
         failed = read_json(failure_path(spec.out))
         if summary and summary.get("status") == "finished":
+            # results.csv's columns are summary.json's fields (two renamed), read by name
+            row.update({c: summary.get(SUMMARY_FIELD.get(c, c)) for c in FROM_SUMMARY})
             row.update(
-                status="finished",
-                params=summary["params"],
-                gflops=summary["gflops"],
-                resolution=summary["res"],
-                epochs=summary["epochs"],
-                top1=summary["top1"],
-                top5=summary["top5"],
-                best_top1=summary["best_top1"],
-                ema_top1=summary.get("ema_top1"),
-                train_img_per_s=summary["img_per_s"],
-                eval_img_per_s=summary.get("eval_img_per_s"),
-                wall_s=summary["wall_s"],
-                peak_memory_bytes=summary.get("peak_memory_bytes"),
-                init=summary.get("init", "random"),
-                classes=summary.get("classes"),
-                diverged=bool(summary.get("diverged")),
-                val_loss=summary.get("val_loss"),
+                status="finished", init=row["init"] or "random", diverged=bool(row["diverged"])
             )
         elif failed:
             row.update(status="failed", reason=failed.get("reason"))
-        elif (spec.out / "checkpoints" / "last.pt").is_file():
+        elif RunFolder(spec.out).last.is_file():
             row["status"] = "interrupted"
         rows.append(row)
     return rows
@@ -483,7 +482,7 @@ def collect_curves(specs: list[RunSpec]) -> dict[str, list[list[dict]]]:
     curves: dict[str, list[list[dict]]] = {}
     for spec in specs:
         records = RunFolder(spec.out).read_metrics()
-        if records and (spec.out / "summary.json").is_file():
+        if records and RunFolder(spec.out).summary.is_file():
             curves.setdefault(spec.name, []).append(records)
     return curves
 

@@ -4,101 +4,24 @@
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
-import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from torch import nn
 
-from . import report
 from .data import build_eval_loader
 from .data.datasets import check_data_present
 from .errors import EnetError
 from .models import create_model
+from .report.aggregate import eval_record
+from .report.files import print_eval, write_eval
 from .runtime import retain_on_cpu
-from .settings import autocast_dtype, model_options, resolve_precision, resolve_resolution
+from .settings import model_options, resolve_precision, resolve_resolution
 from .train.checkpoint import open_checkpoint
 from .train.distributed import resolve_device
-
-
-@dataclass
-class EvalResult:
-    loss: float
-    top1: float  # percent
-    top5: float  # percent
-    count: int
-    img_per_s: float
-    per_class_correct: list[int]
-    per_class_total: list[int]
-    confusion: list[list[int]] | None = None  # [true][predicted]
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    loader,
-    num_classes: int,
-    *,
-    device: torch.device,
-    precision: str = "fp32",
-    tta: bool = False,
-    confusion: bool = False,
-    env=None,
-    on_batch=None,
-) -> EvalResult:
-    """One pass over `loader`; sums are reduced over ranks when `env` is distributed.
-    `on_batch(done, total)` is called after each batch (progress)."""
-    model.eval()
-    dtype = autocast_dtype(precision)
-    n = num_classes
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    correct1 = torch.zeros((), dtype=torch.float64, device=device)
-    correct5 = torch.zeros((), dtype=torch.float64, device=device)
-    matrix = torch.zeros(n * n, dtype=torch.int64, device=device)
-    start = time.perf_counter()
-    for done, (images, labels) in enumerate(loader, 1):
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = model(images)
-            if tta:  # average the class probabilities with those of the mirrored image
-                probs = (logits.float().softmax(1) + model(images.flip(3)).float().softmax(1)) / 2
-                log_probs = probs.clamp_min(1e-12).log()
-            else:
-                log_probs = logits.float().log_softmax(1)
-        loss_sum += F.nll_loss(log_probs, labels, reduction="sum")
-        top = log_probs.topk(min(5, n), 1).indices
-        correct1 += (top[:, 0] == labels).sum()
-        correct5 += (top == labels[:, None]).any(1).sum()
-        # index_add_ rather than bincount: no host synchronisation on CUDA
-        matrix.index_add_(0, labels * n + top[:, 0], torch.ones_like(labels))
-        if on_batch is not None:
-            on_batch(done, len(loader))
-    elapsed = time.perf_counter() - start
-    if env is not None and env.distributed:
-        sums = torch.stack([loss_sum, correct1, correct5]).to(env.device)
-        dist.all_reduce(sums)
-        loss_sum, correct1, correct5 = sums
-        matrix = matrix.to(env.device)
-        dist.all_reduce(matrix)
-    matrix = matrix.view(n, n).cpu()
-    count = int(matrix.sum())
-    if count == 0:
-        raise EnetError("the evaluation split is empty")
-    return EvalResult(
-        loss=float(loss_sum) / count,
-        top1=100.0 * float(correct1) / count,
-        top5=100.0 * float(correct5) / count,
-        count=count,
-        img_per_s=count / elapsed if elapsed > 0 else 0.0,
-        per_class_correct=matrix.diag().tolist(),
-        per_class_total=matrix.sum(1).tolist(),
-        confusion=matrix.tolist() if confusion else None,
-    )
-
+from .train.evaluation import evaluate
 
 # ---------------------------------------------------------------------------------------------
 # enet eval
@@ -169,13 +92,13 @@ def run_eval(
             confusion=True,
             on_batch=on_batch,
         )
-    record = report.eval_record(result, classes, options, step=step)
+    record = eval_record(result, classes, options, step=step)
     title = (
         f"{cfg.model.name} on {options['data']} ({result.count} images, {eval_res}px"
         f"{', TTA' if tta else ''}{', EMA' if ema else ''})"
     )
-    report.print_eval(record, title, console)  # the results first: the files may take a while
-    files = report.write_eval(
+    print_eval(record, title, console)  # the results first: the files may take a while
+    files = write_eval(
         record, result.confusion, out_dir, f"{cfg.model.name}: top-1 {result.top1:.2f}%"
     )
     console.print(f"wrote {', '.join(str(f) for f in files)}", highlight=False, soft_wrap=True)

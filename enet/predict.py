@@ -18,7 +18,7 @@ from .data.torch_loader import eval_image
 from .errors import EnetError
 from .evaluate import load_model
 from .fileio import write_text_atomic
-from .settings import autocast_dtype, resolve_precision, resolve_resolution
+from .settings import autocast, resolve_precision, resolve_resolution
 from .train.checkpoint import open_checkpoint
 from .train.distributed import resolve_device
 
@@ -61,7 +61,6 @@ def predict(
     resize_to = int(round(res / cfg.data.crop_pct))
     normalize = Normalizer(dev, cfg.train.channels_last)
     precision = resolve_precision(cfg.train.precision, dev, cfg.model.name, inference=True)
-    dtype = autocast_dtype(precision)
     files = image_files(paths)
     rows: list[dict] = []
     for start in range(0, len(files), BATCH):
@@ -75,8 +74,7 @@ def predict(
                 rows.append({"path": str(f), "error": why[:200]})
         if not images:
             continue
-        with torch.no_grad(), torch.autocast(dev.type, dtype=dtype or torch.float32,
-                                             enabled=dtype is not None):  # fmt: skip
+        with torch.no_grad(), autocast(dev, precision):
             probs = model(normalize(torch.stack(images))).float().softmax(1)
         top = probs.topk(min(top_k, len(classes)), 1)
         for f, p, i in zip(batch, top.values.tolist(), top.indices.tolist(), strict=True):

@@ -92,6 +92,13 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
 
+def autocast(device: torch.device, precision: str):
+    """The autocast context of a forward pass at `precision` (bf16 / fp16); fp32: none. Training,
+    evaluation, predict and bench all enter it here."""
+    dtype = autocast_dtype(precision)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 def use_fast_cuda_kernels(device: torch.device) -> None:
     """On CUDA: cuDNN picks the fastest convolution algorithms for the (fixed) input shapes,
     and fp32 matrix products may use TF32 (bf16 and fp16 runs are unaffected)."""

@@ -93,3 +93,39 @@ def test_no_function_longer_than_80_lines():
                 if lines > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(PACKAGE)}:{node.name} ({lines})")
     assert not long, ", ".join(sorted(long))
+
+
+# The commands, and what only they need (report files, plots); the layers below never import them
+COMMANDS = {"enet.cli", "enet.evaluate", "enet.compare", "enet.bench", "enet.predict",
+            "enet.export", "enet.lr_find", "enet.__main__", "enet.report",
+            "enet.report.aggregate", "enet.report.plots", "enet.report.files"}  # fmt: skip
+
+
+def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_the_layers_below_the_commands_import_none_of_them():
+    """enet.train, enet.data and enet.models (and what they import) reach no command module:
+    the training loop runs without the report code or matplotlib (issue 32)."""
+    graph = import_graph()
+    lower = [
+        m for m in graph if m.split(".")[1:2] and m.split(".")[1] in ("train", "data", "models")
+    ]
+    assert lower
+    upward = {m: sorted(_reach(graph, m) & COMMANDS) for m in lower}
+    assert not {m: up for m, up in upward.items() if up}
+    import subprocess
+    import sys
+
+    # neither the loop nor the report's pure part (aggregation, records) loads matplotlib
+    for module in ("enet.train.loop", "enet.report.aggregate"):
+        code = f"import sys, {module}; print('matplotlib' in sys.modules)"
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert proc.stdout.strip() == "False", (module, proc.stderr)

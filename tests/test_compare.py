@@ -15,7 +15,7 @@ from conftest import REPO, run_enet
 
 from enet.compare import entry_recipes, load_compare_config, plan_runs, recipe_digests
 from enet.errors import EnetError
-from enet.report import _best, _table_rows, aggregate, at_chance, learning_warnings
+from enet.report.aggregate import _best, _table_rows, aggregate, at_chance, learning_warnings
 
 
 @pytest.fixture(autouse=True)

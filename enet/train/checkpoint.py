@@ -188,9 +188,6 @@ def set_rng_state(state: dict) -> None:
         device = torch.cuda.current_device()
         if "cuda_device" in state:
             torch.cuda.set_rng_state(state["cuda_device"], device)
-        elif "cuda" in state:  # earlier checkpoints: every visible device's, in order
-            saved = state["cuda"]
-            torch.cuda.set_rng_state(saved[device if device < len(saved) else 0], device)
 
 
 def _tuples(value):

@@ -30,11 +30,10 @@ from ..config import Config, to_yaml
 from ..data.batch_augment import BatchAugment
 from ..divergence import epoch_warning
 from ..errors import EnetError, TrainingFailed
-from ..evaluate import EvalResult, evaluate
 from ..models import num_params
 from ..runtime import PeakMemory, retain_on_cpu
 from ..settings import (
-    autocast_dtype,
+    autocast,
     precision_choice,
     resolve_resolution,
     use_fast_cuda_kernels,
@@ -49,6 +48,7 @@ from .checkpoint import (
     save_training_state,
 )
 from .ema import EMA
+from .evaluation import EvalResult, evaluate
 from .position import Position
 from .progress import Reporter
 from .records import EpochRecord, summarise
@@ -187,7 +187,7 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
         classes, steps_per_epoch, raw_model, raw_model, optimizer, scaler, ema,
         Position(total_steps=cfg.train.epochs * steps_per_epoch), trackers,
     )  # fmt: skip
-    run.init = ckpt.get("init", init) if ckpt is not None else init
+    run.init = ckpt["init"] if ckpt is not None else init
     run.augment = _batch_augment(cfg, len(classes))
     run.memory = PeakMemory(env.device)
     if ckpt is None and init != "random":
@@ -369,11 +369,8 @@ def _forward_backward(run: Run, images, labels, last_micro: bool) -> torch.Tenso
 def loss_of(model: nn.Module, images, labels, precision: str, label_smoothing: float):
     """The training loss of one batch: forward under autocast (bf16 / fp16) and cross-entropy
     with label smoothing (labels may be class probabilities: MixUp, CutMix)."""
-    amp_dtype = autocast_dtype(precision)
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    with torch.autocast(
-        images.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
-    ):
+    with autocast(images.device, precision):
         return criterion(model(images), labels)
 
 
