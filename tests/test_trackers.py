@@ -190,6 +190,12 @@ def test_the_container_drops_a_failing_tracker_and_keeps_the_others(tmp_path):
         len(warnings) == 1
         and "broken tracker failed (ConnectionError: server went away)" in (warnings[0])
     )
+    # another rank's container (no tracker of its own) leaves the ids as they are
+    Trackers([Broken()], folder, warnings.append).start(info)
+    assert json.loads((tmp_path / "trackers.json").read_text()) == {"counting": "id-1"}
+    # --overwrite starts a new tracker run: the ids go with enet's other files
+    folder.prepare(resume=False, overwrite=True)
+    assert not (tmp_path / "trackers.json").exists()
     # a required sink's error is the run's (metrics.jsonl, the console)
     with pytest.raises(ConnectionError):
         Trackers([Broken(guarded=False)], folder, warnings.append).log_step(1, {})

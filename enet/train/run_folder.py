@@ -17,7 +17,12 @@ from ..errors import EnetError
 from ..fileio import write_text_atomic
 from ..runtime import memory_retained
 
-ENET_FILES = ("config.yaml", "env.json", "metrics.jsonl", "summary.json", "checkpoints", "eval")
+# what --overwrite removes: enet's own files (trackers.json too: a new run is a new tracker run);
+# a tracker's own data (wandb/'s offline runs, not yet synced) stays
+ENET_FILES = (
+    "config.yaml", "env.json", "metrics.jsonl", "summary.json", "checkpoints", "eval",
+    "trackers.json",
+)  # fmt: skip
 
 
 class RunFolder:

@@ -88,13 +88,13 @@ class Trackers:
         self.path = folder.path / "trackers.json"
 
     def start(self, run: RunInfo) -> None:
-        ids = self._ids()
+        ids, started = self._ids(), {}
         for sink in list(self.sinks):
             run_id = self._call(sink, "start", run, ids.get(sink.name))
             if run_id is not None and sink in self.sinks:
-                ids[sink.name] = run_id
-        if ids:
-            write_text_atomic(self.path, json.dumps(ids, indent=2) + "\n")
+                started[sink.name] = run_id
+        if started:  # only where a tracker runs (the main rank)
+            write_text_atomic(self.path, json.dumps(ids | started, indent=2) + "\n")
 
     def log_step(self, step: int, metrics: dict[str, float]) -> None:
         for sink in list(self.sinks):
