@@ -194,8 +194,12 @@ def test_the_container_drops_a_failing_tracker_and_keeps_the_others(tmp_path):
     Trackers([Broken()], folder, warnings.append).start(info)
     assert json.loads((tmp_path / "trackers.json").read_text()) == {"counting": "id-1"}
     # --overwrite starts a new tracker run: the ids go with enet's other files
+    (tmp_path / "tensorboard").mkdir()
+    (tmp_path / "tensorboard" / "events.out.tfevents.1").write_text("old run")
+    (tmp_path / "wandb").mkdir()
     folder.prepare(resume=False, overwrite=True)
-    assert not (tmp_path / "trackers.json").exists()
+    assert not (tmp_path / "trackers.json").exists() and not (tmp_path / "tensorboard").exists()
+    assert (tmp_path / "wandb").is_dir()  # W&B's own store is the user's
     # a required sink's error is the run's (metrics.jsonl, the console)
     with pytest.raises(ConnectionError):
         Trackers([Broken(guarded=False)], folder, warnings.append).log_step(1, {})

@@ -17,11 +17,12 @@ from ..errors import EnetError
 from ..fileio import write_text_atomic
 from ..runtime import memory_retained
 
-# what --overwrite removes: enet's own files (trackers.json too: a new run is a new tracker run);
-# a tracker's own data (wandb/'s offline runs, not yet synced) stays
+# what --overwrite removes: enet's own files (trackers.json too: a new run is a new tracker run;
+# tensorboard/, whose old events would mix into the new run's curves); a tracker's own store
+# (wandb/'s offline runs, perhaps not yet synced) stays
 ENET_FILES = (
     "config.yaml", "env.json", "metrics.jsonl", "summary.json", "checkpoints", "eval",
-    "trackers.json",
+    "trackers.json", "tensorboard",
 )  # fmt: skip
 
 
