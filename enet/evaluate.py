@@ -16,7 +16,7 @@ from .data.datasets import check_data_present
 from .errors import EnetError
 from .models import create_model
 from .report.aggregate import eval_record
-from .report.files import print_eval, write_eval
+from .report.files import print_eval, write_eval, write_predictions
 from .runtime import retain_on_cpu
 from .settings import model_options, resolve_precision, resolve_resolution
 from .train.checkpoint import open_checkpoint
@@ -91,6 +91,7 @@ def run_eval(
             tta=tta,
             confusion=True,
             on_batch=on_batch,
+            predictions=True,
         )
     record = eval_record(result, classes, options, step=step)
     title = (
@@ -100,6 +101,9 @@ def run_eval(
     print_eval(record, title, console)  # the results first: the files may take a while
     files = write_eval(
         record, result.confusion, out_dir, f"{cfg.model.name}: top-1 {result.top1:.2f}%"
+    )
+    files.append(
+        write_predictions(out_dir / "predictions.csv.gz", result.predictions, val.files, classes)
     )
     console.print(f"wrote {', '.join(str(f) for f in files)}", highlight=False, soft_wrap=True)
     return record

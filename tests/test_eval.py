@@ -3,6 +3,8 @@ human class names, files that never replace another evaluation's."""
 
 from __future__ import annotations
 
+import csv
+import gzip
 import json
 import resource
 from pathlib import Path
@@ -90,6 +92,18 @@ def test_eval_run_folder_options_and_no_silent_overwrite(tmp_path):
     second = run_enet("eval", str(run), "--tta", check=True)
     a, b = run / "eval" / "best-32px", run / "eval" / "best-32px-tta"
     assert str(a) in first.stdout and str(b) in second.stdout
+    # per-image results beside the metrics, in the split's order (issue 29)
+    record = json.loads((a / "eval.json").read_text())
+    with gzip.open(a / "predictions.csv.gz", "rt") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == record["count"] and [int(r["index"]) for r in rows] == list(
+        range(len(rows))
+    )
+    assert len({r["file"] for r in rows}) == len(rows)
+    assert all(r["file"].split("/")[0] == r["true"] for r in rows)  # the class folder
+    assert all(r["correct"] == str(int(r["true"] == r["predicted"])) for r in rows)
+    assert 100 * sum(r["correct"] == "1" for r in rows) / len(rows) == pytest.approx(record["top1"])
+    assert all(0 <= float(r["p_true"]) <= 1 for r in rows)
     assert json.loads((a / "eval.json").read_text())["tta"] is False
     assert json.loads((b / "eval.json").read_text())["tta"] is True
     clash = run_enet("eval", str(run), "--res", "48", "--out", str(a))

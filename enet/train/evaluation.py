@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -25,6 +26,9 @@ class EvalResult:
     per_class_correct: list[int]
     per_class_total: list[int]
     confusion: list[list[int]] | None = None  # [true][predicted]
+    # with predictions=True, per image in the split's file order: "index" (into the split's
+    # files), "label", "predicted", "p_true" (the true class's probability), numpy arrays
+    predictions: dict[str, np.ndarray] | None = None
 
 
 @torch.no_grad()
@@ -39,9 +43,11 @@ def evaluate(
     confusion: bool = False,
     env=None,
     on_batch=None,
+    predictions: bool = False,
 ) -> EvalResult:
     """One pass over `loader`; sums are reduced over ranks when `env` is distributed.
-    `on_batch(done, total)` is called after each batch (progress)."""
+    `on_batch(done, total)` is called after each batch (progress). `predictions`: also each
+    image's result (the loader's `batches` give the images' places in the split)."""
     model.eval()
     n = num_classes
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -49,6 +55,7 @@ def evaluate(
     correct5 = torch.zeros((), dtype=torch.float64, device=device)
     matrix = torch.zeros(n * n, dtype=torch.int64, device=device)
     start = time.perf_counter()
+    kept: list[tuple] = []
     for done, (images, labels) in enumerate(loader, 1):
         with autocast(device, precision):
             logits = model(images)
@@ -63,6 +70,9 @@ def evaluate(
         correct5 += (top == labels[:, None]).any(1).sum()
         # index_add_ rather than bincount: no host synchronisation on CUDA
         matrix.index_add_(0, labels * n + top[:, 0], torch.ones_like(labels))
+        if predictions:
+            p_true = log_probs.gather(1, labels[:, None])[:, 0].exp()
+            kept.append((loader.batches[done - 1], labels, top[:, 0], p_true))
         if on_batch is not None:
             on_batch(done, len(loader))
     elapsed = time.perf_counter() - start
@@ -73,6 +83,7 @@ def evaluate(
         matrix = matrix.to(env.device)
         dist.all_reduce(matrix)
     matrix = matrix.view(n, n).cpu()
+    per_image = _per_image(kept, env) if predictions else None
     count = int(matrix.sum())
     if count == 0:
         raise EnetError("the evaluation split is empty")
@@ -85,4 +96,24 @@ def evaluate(
         per_class_correct=matrix.diag().tolist(),
         per_class_total=matrix.sum(1).tolist(),
         confusion=matrix.tolist() if confusion else None,
+        predictions=per_image,
     )
+
+
+def _per_image(kept: list[tuple], env) -> dict[str, np.ndarray]:
+    """This rank's (or, distributed, every rank's) per-image results, in the split's order."""
+    if kept:
+        parts = {
+            "index": np.concatenate([np.asarray(k[0], dtype=np.int64) for k in kept]),
+            "label": torch.cat([k[1] for k in kept]).cpu().numpy(),
+            "predicted": torch.cat([k[2] for k in kept]).cpu().numpy(),
+            "p_true": torch.cat([k[3].float() for k in kept]).cpu().numpy(),
+        }
+    else:
+        parts = {k: np.empty(0) for k in ("index", "label", "predicted", "p_true")}
+    if env is not None and env.distributed:
+        gathered = [None] * env.world_size
+        dist.all_gather_object(gathered, parts)
+        parts = {k: np.concatenate([g[k] for g in gathered]) for k in parts}
+    order = np.argsort(parts["index"], kind="stable")
+    return {k: v[order] for k, v in parts.items()}
