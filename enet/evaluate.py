@@ -16,12 +16,13 @@ from .data.datasets import check_data_present
 from .errors import EnetError
 from .models import create_model
 from .report.aggregate import eval_record
-from .report.files import print_eval, write_eval, write_predictions
+from .report.files import print_eval, write_eval
 from .runtime import retain_on_cpu
 from .settings import model_options, resolve_precision, resolve_resolution
 from .train.checkpoint import open_checkpoint
 from .train.distributed import resolve_device
 from .train.evaluation import evaluate
+from .train.records import write_predictions
 
 # ---------------------------------------------------------------------------------------------
 # enet eval

@@ -4,6 +4,8 @@ subprocesses (resume after SIGKILL, SIGTERM, the non-finite guard, two gloo rank
 from __future__ import annotations
 
 import copy
+import csv
+import gzip
 import json
 import math
 import os
@@ -391,6 +393,12 @@ def test_short_run_lowers_the_loss_and_writes_the_run_folder(tmp_path):
     assert env["precision_reason"].startswith("auto: ") and f"{expected} (auto: " in proc.stdout
     ckpt = _final(out)  # loads with weights_only=True: data, not code
     assert ckpt["position"]["step"] == 28 and ckpt["classes"][0] == "n01440764"
+    # the last evaluation, image by image (issue 29): what the summary's top-1 counts
+    with gzip.open(out / "predictions.csv.gz", "rt") as f:
+        rows = list(csv.DictReader(f))
+    assert len({r["file"] for r in rows}) == len(rows) > 0
+    correct = sum(r["correct"] == "1" for r in rows)
+    assert 100 * correct / len(rows) == pytest.approx(summary["top1"])
     assert "top-1 %" in proc.stdout and str(out) in proc.stdout
 
     # eval of the same checkpoint on the same data reproduces the run's last top-1
@@ -608,7 +616,12 @@ def test_resolved_config_is_saved_and_resume_needs_out(tmp_path):
         build_config(None, {"train.precision": "fp64"})
 
 
-@pytest.mark.parametrize("resizing", [[], ["--set", "data.min_res=16"]], ids=["fixed", "ramp"])
+# ramp: 32 -> 64 px. XResNet-18 from 16 px diverged in 3 of 4 runs on a quiet machine (more
+# steps fit the budget there), which failed this test depending on the machine's load
+RAMP = ["--res", "64", "--set", "data.min_res=32"]
+
+
+@pytest.mark.parametrize("resizing", [[], RAMP], ids=["fixed", "ramp"])
 def test_minutes_budget_fits_the_schedule(tmp_path, resizing):
     out = tmp_path / "run"
     run_enet(
@@ -629,7 +642,7 @@ def test_minutes_budget_fits_the_schedule(tmp_path, resizing):
     )
     pos = _final(out)["position"]
     summary = json.loads((out / "summary.json").read_text())
-    assert pos["calibrated"] is True
+    assert pos["calibrated"] is True and summary["diverged"] is False
     # the schedule's length came from measured step times, not from the epoch count
     assert pos["total_steps"] == pos["step"] == summary["steps"] > 10
     assert pos["total_steps"] != 5 * 15

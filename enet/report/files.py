@@ -5,12 +5,11 @@ crash never leaves a half-written report."""
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import shlex
 from pathlib import Path
 
-from ..fileio import atomic_write, read_json, write_json_atomic, write_text_atomic
+from ..fileio import read_json, write_json_atomic, write_text_atomic
 from ..tables import compare_table, duration, eval_tables
 from .aggregate import CSV_COLUMNS, _fmt, _table_rows, aggregate, learning_warnings
 from .plots import LABELLED_CLASSES, compare_plots, confusion_plot, per_class_plot
@@ -40,25 +39,6 @@ def write_eval(record: dict, confusion: list[list[int]], out_dir: Path, title: s
         files.append(out_dir / "per_class.png")
         per_class_plot(record["per_class"], files[-1], title)
     return files
-
-
-def write_predictions(path: Path, predictions: dict, files: list, classes: list[str]) -> Path:
-    """predictions.csv.gz: a row per image in the split's file order: its index and file (class
-    folder/name), the true and predicted class IDs, correct (1/0), the true class's probability.
-    Gzip, written atomically (and byte for byte reproducible: no time stamp)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["index", "file", "true", "predicted", "correct", "p_true"])
-    for i, label, pred, p in zip(
-        predictions["index"].tolist(), predictions["label"].tolist(),
-        predictions["predicted"].tolist(), predictions["p_true"].tolist(), strict=True,
-    ):  # fmt: skip
-        name = Path(files[i])
-        file = f"{name.parent.name}/{name.name}"
-        writer.writerow([i, file, classes[label], classes[pred], int(label == pred), f"{p:.4g}"])
-    data = gzip.compress(buf.getvalue().encode(), mtime=0)
-    atomic_write(path, lambda f: f.write(data), mode="wb")
-    return path
 
 
 def write_compare_report(out: Path, rows, curves, specs, cfg, console=None) -> list[dict]:

@@ -51,7 +51,7 @@ from .ema import EMA
 from .evaluation import EvalResult, evaluate
 from .position import Position
 from .progress import Reporter
-from .records import EpochRecord, summarise
+from .records import EpochRecord, summarise, write_predictions
 from .run_config import default_out
 from .run_folder import RunFolder, environment
 from .schedule import make_schedule
@@ -452,6 +452,7 @@ def _device_clock(device: torch.device) -> float:
 
 
 def _validate(run: Run, model: nn.Module, progress: bool) -> EvalResult:
+    """The weights' validation (with its progress and the per-image results), or the EMA's."""
     on_batch = run.reporter.validation(len(run.val_loader)) if progress else None
     return evaluate(
         model,
@@ -461,6 +462,7 @@ def _validate(run: Run, model: nn.Module, progress: bool) -> EvalResult:
         precision=run.precision,
         env=run.env,
         on_batch=on_batch,
+        predictions=progress,
     )
 
 
@@ -472,6 +474,8 @@ def _end_epoch(run: Run) -> None:
     result = _validate(run, run.raw_model, progress=True)
     ema_result = _validate(run, run.ema.module, progress=False) if run.ema else None
     eval_s = time.perf_counter() - eval_start
+    if run.env.is_main:  # replaced each epoch: at the end, the last epoch's
+        write_predictions(out.predictions, result.predictions, run.val_loader.files, run.classes)
     pos.epoch += 1
     current = pos.current
     record = EpochRecord(
@@ -534,7 +538,7 @@ def _finish(run: Run) -> dict:
         ranks_in_sync=distributed.ranks_in_sync(run.raw_model, env),
         peak_memory=run.memory.peak(), init=run.init,
     ).to_dict()  # fmt: skip
-    files = {"summary.json": run.out.summary}
+    files = {"summary.json": run.out.summary, "predictions.csv.gz": run.out.predictions}
     if cfg.run.log_checkpoints and run.out.best.is_file():
         files["best.pt"] = run.out.best
     run.trackers.finish(summary, files)  # summary.json first, then the console and trackers

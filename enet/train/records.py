@@ -1,16 +1,23 @@
 """The run record, typed: an epoch's line of metrics.jsonl (`EpochRecord`) and summary.json
 (`Summary`). The run folder, the console and every tracker take them as they are (through
-`to_dict`), and compare's results.csv reads summary.json's fields by these names."""
+`to_dict`), and compare's results.csv reads summary.json's fields by these names. Beside them,
+per image: predictions.csv.gz (`write_predictions`), from a run's last evaluation and from
+`enet eval`."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import gzip
+import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..config import Config
+from ..fileio import atomic_write
 from ..models import get_model_info, num_params
 from ..settings import model_options
 from .distributed import DistEnv
@@ -138,3 +145,22 @@ def summarise(
         seed=cfg.train.seed,
         init=init,
     )
+
+
+def write_predictions(path: Path, predictions: dict, files: list, classes: list[str]) -> Path:
+    """predictions.csv.gz: a row per image in the split's file order: its index and file (class
+    folder/name), the true and predicted class IDs, correct (1/0), the true class's probability.
+    Gzip, written atomically (and byte for byte reproducible: no time stamp)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["index", "file", "true", "predicted", "correct", "p_true"])
+    for i, label, pred, p in zip(
+        predictions["index"].tolist(), predictions["label"].tolist(),
+        predictions["predicted"].tolist(), predictions["p_true"].tolist(), strict=True,
+    ):  # fmt: skip
+        name = Path(files[i])
+        file = f"{name.parent.name}/{name.name}"
+        writer.writerow([i, file, classes[label], classes[pred], int(label == pred), f"{p:.4g}"])
+    data = gzip.compress(buf.getvalue().encode(), mtime=0)
+    atomic_write(path, lambda f: f.write(data), mode="wb")
+    return path

@@ -22,7 +22,7 @@ from ..runtime import memory_retained
 # (wandb/'s offline runs, perhaps not yet synced) stays
 ENET_FILES = (
     "config.yaml", "env.json", "metrics.jsonl", "summary.json", "checkpoints", "eval",
-    "trackers.json", "tensorboard",
+    "trackers.json", "tensorboard", "predictions.csv.gz",
 )  # fmt: skip
 
 
@@ -34,6 +34,7 @@ class RunFolder:
         self.best = self.checkpoints / "best.pt"
         self.metrics = self.path / "metrics.jsonl"
         self.summary = self.path / "summary.json"
+        self.predictions = self.path / "predictions.csv.gz"  # the last evaluation's, per image
 
     def check(self, resume: bool, overwrite: bool) -> None:
         """Refuse what would lose or mix up a user's results (read-only: every rank runs it)."""
