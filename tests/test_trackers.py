@@ -178,7 +178,7 @@ def test_the_container_drops_a_failing_tracker_and_keeps_the_others(tmp_path):
     broken, counting = Broken(), Counting()
     folder = RunFolder(tmp_path)
     trackers = Trackers([broken, counting], folder, warnings.append)
-    info = RunInfo("r", folder, {}, {}, 0, True)
+    info = RunInfo("r", folder, {}, {}, 0)
     trackers.start(info)
     assert json.loads((tmp_path / "trackers.json").read_text()) == {"counting": "id-1"}
     for step in (1, 2, 3):

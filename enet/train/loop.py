@@ -124,9 +124,7 @@ def _train(run: Run) -> dict:
     run.reporter.begin(pos.total_steps, pos.step)
     cfg = run.cfg
     tags = dict(tag.split("=", 1) for tag in cfg.run.tags)
-    run.trackers.start(
-        RunInfo(run.out.path.name, run.out, cfg.to_dict(), tags, pos.step, cfg.run.log_checkpoints)
-    )
+    run.trackers.start(RunInfo(run.out.path.name, run.out, cfg.to_dict(), tags, pos.step))
     run.run_start = time.perf_counter() - pos.wall_s
     if run.budget is not None:
         run.budget.begin(pos.wall_s)

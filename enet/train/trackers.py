@@ -36,7 +36,6 @@ class RunInfo:
     config: dict  # the resolved config (Config.to_dict())
     tags: dict[str, str]
     first_step: int  # 0, or the step a resumed run continues at
-    log_checkpoints: bool
 
 
 class Tracker:
@@ -97,20 +96,20 @@ class Trackers:
             write_text_atomic(self.path, json.dumps(ids | started, indent=2) + "\n")
 
     def log_step(self, step: int, metrics: dict[str, float]) -> None:
-        for sink in list(self.sinks):
-            self._call(sink, "log_step", step, metrics)
+        self._each("log_step", step, metrics)
 
     def log_epoch(self, record: dict) -> None:
-        for sink in list(self.sinks):
-            self._call(sink, "log_epoch", record)
+        self._each("log_epoch", record)
 
     def finish(self, summary: dict, files: dict[str, Path]) -> None:
-        for sink in list(self.sinks):
-            self._call(sink, "finish", summary, files)
+        self._each("finish", summary, files)
 
     def close(self, status: str) -> None:
-        for sink in list(self.sinks):
-            self._call(sink, "close", status)
+        self._each("close", status)
+
+    def _each(self, method: str, *args) -> None:
+        for sink in list(self.sinks):  # a copy: a failing tracker leaves the list
+            self._call(sink, method, *args)
 
     def _ids(self) -> dict:
         try:
