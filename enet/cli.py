@@ -46,15 +46,31 @@ def _main(
 def models_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     num_classes: Annotated[int, typer.Option(help="Classifier outputs for the counts.")] = 1000,
+    zoo: Annotated[
+        str | None, typer.Option(help="List a zoo's models instead: torchvision or timm.")
+    ] = None,
+    pattern: Annotated[
+        str | None, typer.Option("--filter", help="Only names matching this glob (resnet*).")
+    ] = None,
 ) -> None:
-    """List the registered models: parameters, GFLOPs at the default resolution, defaults."""
-    from .models import describe_models
+    """List the registered models: parameters, GFLOPs at the default resolution, defaults.
+    With --zoo, a zoo's names (usable as torchvision:NAME, timm:NAME), with counts for 40 or
+    fewer."""
+    import fnmatch
 
-    rows = describe_models(num_classes)
+    from .models import ZOO_COUNT_LIMIT, describe_models, describe_zoo
+
+    if zoo is not None:
+        rows = describe_zoo(zoo, pattern, num_classes)
+    else:
+        rows = describe_models(num_classes)
+        rows = [r for r in rows if fnmatch.fnmatch(r["name"], pattern or "*")]
     if as_json:
         print(json.dumps(rows, indent=2))
-        return
-    console.print(tables.models_table(rows, num_classes))
+    elif zoo is None:
+        console.print(tables.models_table(rows, num_classes))
+    else:
+        console.print(tables.zoo_table(zoo, rows, num_classes, ZOO_COUNT_LIMIT))
 
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML recipe (configs/).")]

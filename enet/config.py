@@ -29,7 +29,7 @@ from .choices import (
 from .choices import one_of as choices_text
 from .data.datasets import NAMED_DATASETS
 from .errors import EnetError
-from .models import get_model_info, list_models
+from .models import get_model_info
 
 # The choices, named once: the fields below, their validation, the builders and the CLI's help
 # all read them from these literals.
@@ -56,7 +56,8 @@ def one_of(literal) -> str:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "efficientnet_b0"
-    """Registry name (`enet models` lists them)."""
+    """Registry name (`enet models` lists them), or a zoo's model: torchvision:NAME, timm:NAME
+    (`enet models --zoo torchvision|timm`)."""
     dropout: float | None = None
     """Dropout before the classifier; None: the family's training default (EfficientNet 0, its
     short-budget recipe; the paper's 0.2-0.5 for long runs: configs/efficientnet_b0_paper.yaml)."""
@@ -82,6 +83,10 @@ class ModelConfig:
     pool: Pool = "max"
     """XResNet stem pooling: max; maxblur (anti-aliased: 2x2 max stride 1, then 3x3 blur stride
     2, today's kornia); maxblur-pyr (kornia <= 0.4's: 3x3 max stride 1, 5x5 blur, 2x downsample)."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for the model's constructor, passed as they are: a zoo model's own
+    options (timm's `drop_path_rate`, `drop_rate`; torchvision's `dropout`, ...) or an enet
+    model's (`enet models` lists them). `--set model.kwargs.KEY=VALUE` adds one."""
 
 
 @dataclass(frozen=True)
@@ -107,8 +112,9 @@ class DataConfig:
     min_scale: float = 0.35
     """Smallest random-resized-crop area, as a fraction of the image (fastai's 0.35; the
     ImageNet papers' 0.08 suits long runs)."""
-    crop_pct: float = 0.875
-    """Evaluation centre crop: resize the shorter side to eval_res / crop_pct, then crop."""
+    crop_pct: float | None = None
+    """Evaluation centre crop: resize the shorter side to eval_res / crop_pct, then crop; None:
+    the model's own (a zoo's metadata where it has one, else 0.875)."""
     workers: int | None = None
     """Loader worker processes (torch) or threads (DALI); None: the CPU count, at most 8."""
     mixup_alpha: float = 0.0
@@ -276,6 +282,10 @@ def _type_hints(cls) -> dict[str, Any]:
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
     """Check `value` against a field's annotation (int, float, str, bool, X | None, and
     tuple[X, ...]: a list, or a comma-separated string)."""
+    if typing.get_origin(annotation) is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise EnetError(f"{key} must be a mapping of names to values, got {value!r}")
+        return dict(value)
     if typing.get_origin(annotation) is tuple:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list | tuple):
@@ -330,6 +340,10 @@ def _apply(cfg: Config, section: str, values: dict, origin: str) -> Config:
     hints = _type_hints(cls)
     changes = {}
     for key, value in values.items():
+        head, dot, sub = key.partition(".")
+        if dot and typing.get_origin(hints.get(head)) is dict:  # model.kwargs.drop_rate=0.1
+            current = changes.get(head, getattr(getattr(cfg, section), head))
+            key, value = head, {**current, sub: value}
         if key not in hints:
             raise EnetError(
                 f"{origin}: unknown key {section}.{key}; {section} keys: {', '.join(hints)}"
@@ -410,11 +424,13 @@ def _check(ok: bool, message: str) -> None:
 
 def validate(cfg: Config) -> None:
     m, d, o, s, t = cfg.model, cfg.data, cfg.optim, cfg.schedule, cfg.train
-    _check(
-        m.name in list_models(),
-        f"model.name: unknown model {m.name!r}; known models: {', '.join(list_models())}",
-    )
-    family = get_model_info(m.name).family
+    try:
+        info = get_model_info(m.name)
+    except EnetError as err:
+        raise EnetError(f"model.name: {err}") from None
+    if info.is_zoo:
+        _validate_zoo_model(m, t)
+    family = info.family
     _check(
         m.dropout is None or 0 <= m.dropout < 1, f"model.dropout must be in [0, 1), got {m.dropout}"
     )
@@ -481,6 +497,31 @@ def validate(cfg: Config) -> None:
     _check(bad_tag is None, f"run.tags must be key=value, got {bad_tag!r}")
 
 
+def _validate_zoo_model(m: ModelConfig, t: TrainConfig) -> None:
+    """A zoo model takes its options through model.kwargs; enet's own model keys are refused."""
+    own = {
+        "dropout": m.dropout is not None,
+        "drop_connect_rate": m.drop_connect_rate is not None,
+        "zero_init_residual": m.zero_init_residual is not None,
+        "fan_in_head": m.fan_in_head is not None,
+        "tf_init": m.tf_init,
+        "act": m.act is not None,
+        "sa": m.sa,
+        "pool": m.pool != "max",
+        "msd_samples": m.msd_samples != 1,
+    }
+    given = next((key for key, set_ in own.items() if set_), None)
+    _check(
+        given is None,
+        f"model.{given} applies to enet's own models, not {m.name}; pass the model's own "
+        f"options as model.kwargs (e.g. --set model.kwargs.drop_rate=0.2)",
+    )
+    _check(
+        not t.grad_checkpointing or m.name.startswith("timm:"),
+        f"train.grad_checkpointing: {m.name} does not support it (enet's and timm's models do)",
+    )
+
+
 def _validate_data(d: DataConfig) -> None:
     _check(
         d.data == "mini" or d.data in NAMED_DATASETS or Path(d.data).expanduser().is_dir(),
@@ -497,7 +538,10 @@ def _validate_data(d: DataConfig) -> None:
         0 <= d.randaugment_m <= 30, f"data.randaugment_m must be in 0..30, got {d.randaugment_m}"
     )
     _check(0 < d.min_scale <= 1, f"data.min_scale must be in (0, 1], got {d.min_scale}")
-    _check(0 < d.crop_pct <= 1, f"data.crop_pct must be in (0, 1], got {d.crop_pct}")
+    _check(
+        d.crop_pct is None or 0 < d.crop_pct <= 1,
+        f"data.crop_pct must be in (0, 1], got {d.crop_pct}",
+    )
     _check(d.workers is None or d.workers >= 0, f"data.workers must be >= 0, got {d.workers}")
     for key in ("mixup_alpha", "cutmix_alpha"):
         _check(getattr(d, key) >= 0, f"data.{key} must be >= 0, got {getattr(d, key)}")

@@ -18,7 +18,7 @@ from .models import create_model
 from .report.aggregate import eval_record
 from .report.files import print_eval, write_eval
 from .runtime import retain_on_cpu
-from .settings import model_options, resolve_precision, resolve_resolution
+from .settings import model_options, resolve_crop_pct, resolve_precision, resolve_resolution
 from .train.checkpoint import open_checkpoint
 from .train.distributed import resolve_device
 from .train.evaluation import evaluate
@@ -76,7 +76,7 @@ def run_eval(
         batch_size or cfg.train.batch_size,
         loader=loader,
         device=dev,
-        crop_pct=cfg.data.crop_pct,
+        crop_pct=resolve_crop_pct(cfg),
         workers=workers,
         channels_last=cfg.train.channels_last,
     )

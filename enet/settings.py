@@ -69,6 +69,8 @@ def precision_choice(precision: str, device: torch.device, model: str | None = N
         return "fp32", "auto: the CPU has no native bf16"
     if model is not None and get_model_info(model).cpu_bf16_faster:
         return "bf16", f"auto: the CPU has {native} and {model}'s family trains faster in bf16"
+    if model is not None and get_model_info(model).is_zoo:
+        return "fp32", f"auto: {model} is not measured in bf16 on the CPU (--precision bf16 to try)"
     family = f"{model}'s family" if model else "the model"
     return "fp32", f"auto: {family} is not faster in bf16 on the CPU (measured)"
 
@@ -118,11 +120,28 @@ def resolve_resolution(cfg: Config) -> int:
     return cfg.data.res or get_model_info(cfg.model.name).resolution
 
 
+def resolve_crop_pct(cfg: Config) -> float:
+    """Evaluation centre crop: data.crop_pct, else the model's own (a zoo's metadata, or 0.875)."""
+    return cfg.data.crop_pct or get_model_info(cfg.model.name).crop_pct
+
+
+def zoo_defaults_note(cfg: Config) -> str:
+    """For the run's log: where a zoo model's resolution and crop came from when the config
+    leaves them unset (timm's pretrained_cfg, torchvision's weights' transforms, enet's)."""
+    info = get_model_info(cfg.model.name)
+    if not info.is_zoo or (cfg.data.res and cfg.data.crop_pct):
+        return ""
+    return f" (resolution and crop {info.crop_pct} from {info.defaults_from} where unset)"
+
+
 def model_options(cfg: Config) -> dict:
     """create_model's keyword options from the config's model section; options it leaves unset
     (None) take the family's training defaults (`ModelInfo.train_defaults`: EfficientNet's
-    short-budget recipe), the rest the builder's own."""
+    short-budget recipe), the rest the builder's own; `model.kwargs` last, as given. A zoo
+    model takes model.kwargs only (config validation refuses enet's own keys for it)."""
     m = cfg.model
+    if get_model_info(m.name).is_zoo:
+        return dict(m.kwargs)
     opts: dict = dict(get_model_info(m.name).train_defaults) | {"msd_samples": m.msd_samples}
     for option in ("dropout", "drop_connect_rate"):
         if getattr(m, option) is not None:
@@ -135,4 +154,4 @@ def model_options(cfg: Config) -> dict:
         opts["act"] = m.act
     if m.pool != "max":
         opts["pool"] = m.pool
-    return opts
+    return opts | m.kwargs

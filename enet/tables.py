@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from rich.columns import Columns
+from rich.console import Group
 from rich.table import Table
 
 from .class_names import display_name
@@ -37,6 +39,23 @@ def models_table(rows: list[dict], num_classes: int) -> Table:
         [
             [r["name"], f"{r['params']:,}", f"{r['gflops']:.3f}", str(r["resolution"]),
              f"{r['dropout']:.1f}"]
+            for r in rows
+        ],
+    )  # fmt: skip
+
+
+def zoo_table(zoo: str, rows: list[dict], num_classes: int, count_limit: int):
+    """`enet models --zoo`: the names in columns, or a table with their counts when at most
+    `count_limit` were asked for."""
+    if rows and "params" not in rows[0]:
+        title = f"{zoo}: {len(rows)} models (counts for {count_limit} or fewer: --filter GLOB)"
+        return Group(title, Columns([r["name"] for r in rows], equal=True, column_first=True))
+    return table(
+        f"{zoo}: {len(rows)} models ({num_classes} classes; GFLOPs at the model's resolution)",
+        ["name", "params", "GFLOPs", "resolution", "crop"],
+        [
+            [r["name"], f"{r['params']:,}", "-" if r["gflops"] is None else f"{r['gflops']:.3f}",
+             str(r["resolution"]), f"{r['crop_pct']:.3f}"]
             for r in rows
         ],
     )  # fmt: skip

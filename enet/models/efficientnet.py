@@ -14,7 +14,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import ClassifierHead, ConvBnAct, SqueezeExcite, Stages, drop_connect, make_divisible
+from .layers import (
+    ClassifierHead,
+    ConvBnAct,
+    ModelProtocol,
+    SqueezeExcite,
+    Stages,
+    drop_connect,
+    make_divisible,
+)
 
 # ---------------------------------------------------------------------------------------------
 # blocks
@@ -68,7 +76,7 @@ class MBConv(nn.Module):
 # model
 
 
-class EfficientNet(nn.Module):
+class EfficientNet(ModelProtocol, nn.Module):
     """stem -> 7 stages of MBConv -> 1x1 head conv -> pooled classifier."""
 
     def __init__(

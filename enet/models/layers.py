@@ -197,6 +197,18 @@ class MaxBlurPoolPyr(nn.Module):
         return F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
 
 
+class ModelProtocol:
+    """The part of timm's model protocol enet relies on (models/__init__: `classifier_name`,
+    `set_grad_checkpointing`), for enet's families: a `stages` Sequential and a
+    `ClassifierHead` at `head`."""
+
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc  # type: ignore[attr-defined]
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.stages.checkpointed = enable  # type: ignore[attr-defined]
+
+
 class Stages(nn.Sequential):
     """A model's stages in order; with gradient checkpointing on (`checkpointed = True`, in
     training) each stage keeps only its input and recomputes its activations in the backward

@@ -27,6 +27,7 @@ from .layers import (
     ConvBnAct,
     MaxBlurPool,
     MaxBlurPoolPyr,
+    ModelProtocol,
     SimpleSelfAttention,
     SqueezeExcite,
     Stages,
@@ -110,7 +111,7 @@ def _stem_pool(pool: str) -> nn.Module:
     return nn.MaxPool2d(3, stride=2, padding=1)
 
 
-class XResNet(nn.Module):
+class XResNet(ModelProtocol, nn.Module):
     """stem (3 convs + max-pool) -> 4 stages of ResBlocks -> pooled classifier."""
 
     def __init__(

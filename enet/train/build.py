@@ -11,8 +11,8 @@ from torch import nn
 
 from ..config import Config
 from ..data import build_loaders
-from ..models import create_model
-from ..settings import model_options
+from ..models import create_model, set_grad_checkpointing
+from ..settings import model_options, resolve_crop_pct
 from . import distributed
 from .ema import EMA
 from .init import initialise
@@ -31,7 +31,7 @@ def build_data(cfg: Config, env: distributed.DistEnv, res: int):
         randaugment=(d.randaugment_n, d.randaugment_m),
         min_scale=d.min_scale,
         crop=d.crop,
-        crop_pct=d.crop_pct,
+        crop_pct=resolve_crop_pct(cfg),
         rank=env.rank,
         world_size=env.world_size,
         seed=t.seed,
@@ -51,8 +51,8 @@ def build_trainable(cfg: Config, env: distributed.DistEnv, num_classes: int, pre
     model.to(env.device, memory_format=memory_format)
     if t.sync_bn and env.distributed:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model.stages.checkpointed = t.grad_checkpointing
-    init = initialise(model, cfg.model.name, t.pretrained, t.init_from)
+    set_grad_checkpointing(model, cfg.model.name, t.grad_checkpointing)
+    init = initialise(model, cfg.model.name, num_classes, t.pretrained, t.init_from)
     ema = EMA(model, t.ema_decay, t.ema_warmup, t.ema_every) if t.ema_decay else None
     optimizer = build_optimizer(cfg.optim, model)
     scaler = torch.amp.GradScaler(env.device.type, enabled=precision == "fp16")

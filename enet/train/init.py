@@ -1,7 +1,8 @@
 """The weights a run starts from: random (the default, as the Imagenette leaderboard requires),
-torchvision's ImageNet weights (`--pretrained`, EfficientNet B0-B7), or a file (`--init-from`:
-an enet checkpoint or a state dict, enet's or torchvision's layout). When the classes differ,
-the classifier keeps its fresh initialisation and the output says so."""
+ImageNet weights (`--pretrained`: torchvision's for EfficientNet B0-B7, the zoo's own for
+torchvision:/timm: models), or a file (`--init-from`: an enet checkpoint or a state dict, enet's
+or torchvision's layout). When the classes differ, the classifier (the model contract's
+`classifier_name`) keeps its fresh initialisation and the output says so."""
 
 from __future__ import annotations
 
@@ -11,17 +12,19 @@ import torch
 from torch import nn
 
 from ..errors import EnetError
-from ..models import efficientnet
+from ..models import classifier_name, efficientnet, zoo
 from .checkpoint import load_checkpoint
 
-HEAD = ("head.fc.weight", "head.fc.bias")
 
-
-def initialise(model: nn.Module, model_name: str, pretrained: bool, init_from: str | None) -> str:
+def initialise(
+    model: nn.Module, model_name: str, num_classes: int, pretrained: bool, init_from: str | None
+) -> str:
     """Load the starting weights into `model`; returns what they were, for summary.json."""
     if pretrained and init_from:
         raise EnetError("give --pretrained or --init-from, not both")
-    if pretrained:
+    if pretrained and zoo.split(model_name):
+        state, source = zoo.pretrained_state(model_name)
+    elif pretrained:
         state, source = torchvision_weights(model_name)
     elif init_from:
         state, source = read_weights(init_from), f"file {init_from}"
@@ -32,7 +35,8 @@ def initialise(model: nn.Module, model_name: str, pretrained: bool, init_from: s
     ):
         mapping = efficientnet.torchvision_key_map(model)  # ours -> torchvision's
         state = {ours: state[theirs] for ours, theirs in mapping.items() if theirs in state}
-    replaced = _load_all_but_head(model, state, source)
+    head = classifier_name(model, num_classes)
+    replaced = _load_all_but_head(model, state, source, (f"{head}.weight", f"{head}.bias"))
     return source + (f"; classifier replaced ({replaced})" if replaced else "")
 
 
@@ -42,8 +46,8 @@ def torchvision_weights(model_name: str) -> tuple[dict, str]:
 
     if model_name not in efficientnet.VARIANTS:
         raise EnetError(
-            f"--pretrained: torchvision's ImageNet weights exist for efficientnet_b0-b7, not "
-            f"{model_name}; use --init-from FILE"
+            f"--pretrained: ImageNet weights exist for the zoo models (torchvision:NAME, "
+            f"timm:NAME) and efficientnet_b0-b7, not {model_name}; use --init-from FILE"
         )
     weights = torchvision.models.get_weight(f"EfficientNet_B{model_name[-1]}_Weights.IMAGENET1K_V1")
     try:
@@ -67,22 +71,27 @@ def read_weights(path: str) -> dict:
     raise EnetError(f"--init-from {path}: neither an enet checkpoint nor a state dict")
 
 
-def _load_all_but_head(model: nn.Module, state: dict, source: str) -> str | None:
+def _load_all_but_head(
+    model: nn.Module, state: dict, source: str, head_keys: tuple[str, str]
+) -> str | None:
     """Every tensor but the classifier must match; a classifier of another size is dropped.
     Returns 'N -> M classes' when it was."""
     ours = model.state_dict()
-    missing = [k for k in ours if k not in state and k not in HEAD]
-    wrong = [k for k in state if k in ours and k not in HEAD and state[k].shape != ours[k].shape]
+    head_keys = tuple(k for k in head_keys if k in ours)  # a classifier without bias
+    missing = [k for k in ours if k not in state and k not in head_keys]
+    wrong = [
+        k for k in state if k in ours and k not in head_keys and state[k].shape != ours[k].shape
+    ]
     if missing or wrong:
         example = (missing or wrong)[0]
         raise EnetError(
             f"{source} does not fit {type(model).__name__} ({len(missing)} tensors missing, "
             f"{len(wrong)} of another shape, e.g. {example}); same model and variant?"
         )
-    head = "head.fc.weight"
+    head = head_keys[0]
     replaced = None
     if head in state and state[head].shape != ours[head].shape:
         replaced = f"{state[head].shape[0]} -> {ours[head].shape[0]} classes"
-        state = {k: v for k, v in state.items() if k not in HEAD}
+        state = {k: v for k, v in state.items() if k not in head_keys}
     model.load_state_dict({k: v for k, v in state.items() if k in ours}, strict=False)
     return replaced

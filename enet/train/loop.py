@@ -30,14 +30,16 @@ from ..config import Config, to_yaml
 from ..data.batch_augment import BatchAugment
 from ..divergence import epoch_warning
 from ..errors import EnetError, TrainingFailed
-from ..models import num_params
+from ..models import get_model_info, num_params
 from ..runtime import PeakMemory, retain_on_cpu
 from ..settings import (
     autocast,
+    model_options,
     precision_choice,
     resolve_resolution,
     use_fast_cuda_kernels,
     use_threads,
+    zoo_defaults_note,
 )
 from . import distributed
 from .budget import TimeBudget
@@ -168,6 +170,8 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
     retain_on_cpu(env.device, cfg.train.retain_cpu_memory)  # before the loaders' workers start
     res = resolve_resolution(cfg)
     train_loader, val_loader, classes = build_data(cfg, env, res)
+    # a model that cannot take res x res inputs (a ViT's fixed size): one line, before training
+    get_model_info(cfg.model.name).gflops(res, len(classes), **model_options(cfg))
     if ckpt is not None and list(ckpt["classes"]) != classes:
         raise EnetError(
             f"--resume: the checkpoint has {len(ckpt['classes'])} classes, "
@@ -202,7 +206,8 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
     params = num_params(raw_model)  # the model as built, with its options
     reporter.print(
         f"{cfg.model.name}: {params:,} parameters, {len(classes)} classes, "
-        f"{res}px, {precision} ({precision_reason}), {env.world_size} rank(s) on "
+        f"{res}px{zoo_defaults_note(cfg)}, {precision} ({precision_reason}), "
+        f"{env.world_size} rank(s) on "
         f"{env.device.type}; loader "
         f"{train_loader.backend_note}"
         + (f"; skipped {train_loader.skipped} unreadable files" if train_loader.skipped else "")
