@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import shlex
 import signal
 import subprocess
@@ -29,7 +30,7 @@ from .config import load_yaml, parse_yaml
 from .data.datasets import NAMED_DATASETS
 from .errors import EnetError
 from .fileio import read_json, write_json_atomic, write_text_atomic
-from .models import get_model_info, list_models
+from .models import get_model_info
 from .report.aggregate import CSV_COLUMNS
 from .report.files import write_compare_report
 from .train.records import Summary
@@ -41,7 +42,14 @@ from .train.run_folder import RunFolder
 # Imagenette recipe for XResNet (it changes no layer; the leaderboard recipe adds Mish,
 # self-attention and MaxBlurPool, so it is a choice, not a default). From the repository's
 # configs/, beside the package.
-DEFAULT_RECIPES = {"efficientnet": "efficientnet_b0.yaml", "xresnet": "xresnet50.yaml"}
+# A family's recipe where the comparison names none; the zoos' (configs/zoo.yaml) is fastai's
+# short-budget recipe of xresnet50.yaml without its XResNet-only model keys.
+DEFAULT_RECIPES = {
+    "efficientnet": "efficientnet_b0.yaml",
+    "xresnet": "xresnet50.yaml",
+    "torchvision": "zoo.yaml",
+    "timm": "zoo.yaml",
+}
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
@@ -54,6 +62,11 @@ class Entry:
     model: str
     recipe: str | None = None
     set: tuple[str, ...] = ()
+
+    @property
+    def folder(self) -> str:
+        """The name as a folder name: a zoo model's colon becomes '-' (timm-resnet18d-s0)."""
+        return re.sub(r"[^\w.+-]", "-", self.name)
 
 
 @dataclass(frozen=True)
@@ -173,8 +186,7 @@ def load_compare_config(
             "nothing to compare: give --models a,b, or `models:` or `entries:` in the config"
         )
     for e in entries:
-        if e.model not in list_models():
-            raise EnetError(f"unknown model {e.model!r}; known models: {', '.join(list_models())}")
+        get_model_info(e.model)  # an unknown name: one line with the closest names
     names = [e.name for e in entries]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
@@ -331,7 +343,7 @@ def plan_runs(cfg: CompareConfig, out: Path) -> list[RunSpec]:
     for seed in cfg.seeds:
         for entry in cfg.entries:
             model = entry.model
-            run_dir = out / f"{entry.name}-s{seed}"
+            run_dir = out / f"{entry.folder}-s{seed}"
             cmd = ["enet", "train"]
             recipe = cfg.recipe_for(entry)
             if recipe is not None:

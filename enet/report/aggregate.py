@@ -93,6 +93,11 @@ CSV_COLUMNS = [
     "classes",
     "diverged",
     "val_loss",
+    # the statistics' columns (added, never replacing the above): the run's validation images
+    # and its top-1's 95% interval over them (Wilson's)
+    "images",
+    "top1_ci_low",
+    "top1_ci_high",
 ]
 
 
@@ -126,9 +131,13 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def aggregate(rows: list[dict], names: list[str]) -> list[dict]:
-    """Per entry: top-1/top-5 mean and standard deviation over finished seeds, and costs."""
+def aggregate(rows: list[dict], names: list[str], verdict=None) -> list[dict]:
+    """Per entry: top-1/top-5 mean and standard deviation over finished seeds, and costs; with
+    a verdict (report/verdict.py), the top-1's interval over seeds and images and the
+    difference from the leader."""
     out = []
+    estimates = verdict.estimates if verdict else {}
+    against = {c.other: c for c in verdict.comparisons} if verdict else {}
     for name in names:
         mine = [r for r in rows if r["name"] == name]
         done = [r for r in mine if r["status"] == "finished"]
@@ -156,6 +165,10 @@ def aggregate(rows: list[dict], names: list[str]) -> list[dict]:
                 train_img_per_s=_mean_std([r["train_img_per_s"] for r in done])[0],
                 wall_s=_mean_std([r["wall_s"] for r in done])[0],
                 peak_memory_bytes=_mean_std([r["peak_memory_bytes"] or 0 for r in done])[0],
+                top1_interval=estimates.get(name),
+                vs_leader=against.get(name),
+                leader=bool(verdict and verdict.comparisons)
+                and verdict.comparisons[0].leader == name,
             )
         )
     return out
@@ -174,6 +187,22 @@ def _mean_spread(mean, std, runs: int) -> str:
     if runs == 1:
         return f"{_fmt(mean, '.2f')} (1 seed)"
     return f"{_fmt(mean, '.2f')} ± {_fmt(std, '.2f')}"
+
+
+def _interval(estimate) -> str:
+    return "-" if estimate is None else f"{estimate.low:.1f} to {estimate.high:.1f}"
+
+
+def _against(s: dict) -> str:
+    """The entry's difference from the leader with its interval and p-value ('leader' for the
+    leader itself): e.g. '-1.6 (-2.4 to -0.8) p=0.001'."""
+    if s.get("leader"):
+        return "leader"
+    c = s.get("vs_leader")
+    if c is None:
+        return "-"
+    d = c.difference
+    return f"{-d.value:+.1f} ({-d.high:.1f} to {-d.low:.1f}) p={c.p:.2g}"
 
 
 def _flag(s: dict) -> str:
@@ -211,6 +240,8 @@ def _table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]], int | 
         "model",
         "runs",
         "top-1 %",
+        "95% CI",
+        "vs leader",
         "top-5 %",
         "params (M)",
         "GFLOPs",
@@ -230,6 +261,8 @@ def _table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]], int | 
                 s["model"],
                 runs,
                 _mean_spread(s["top1"], s["top1_std"], s["runs"]),
+                _interval(s.get("top1_interval")),
+                _against(s),
                 _mean_spread(s["top5"], s["top5_std"], s["runs"]),
                 _fmt(s["params"] / 1e6 if s["params"] else None, ".2f"),
                 _fmt(s["gflops"], ".3f"),

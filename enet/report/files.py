@@ -5,14 +5,23 @@ crash never leaves a half-written report."""
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import shlex
+from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+from scipy import stats
+
+from ..class_names import display_name
 from ..fileio import read_json, write_json_atomic, write_text_atomic
 from ..tables import compare_table, duration, eval_tables
 from .aggregate import CSV_COLUMNS, _fmt, _table_rows, aggregate, learning_warnings
 from .plots import LABELLED_CLASSES, compare_plots, confusion_plot, per_class_plot
+from .verdict import EntryResults, Verdict, judge
+
+PREDICTIONS = "predictions.csv.gz"  # a run's per-image results (train/records.write_predictions)
 
 
 def print_eval(record: dict, title: str, console) -> None:
@@ -41,19 +50,70 @@ def write_eval(record: dict, confusion: list[list[int]], out_dir: Path, title: s
     return files
 
 
+def read_predictions(path: Path) -> dict[str, np.ndarray] | None:
+    """A run's predictions.csv.gz as arrays (file, true, predicted, correct); None if absent."""
+    if not path.is_file():
+        return None
+    with gzip.open(path, "rt", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {
+        "file": np.array([r["file"] for r in rows]),
+        "true": np.array([r["true"] for r in rows]),
+        "predicted": np.array([r["predicted"] for r in rows]),
+        "correct": np.array([int(r["correct"]) for r in rows], dtype=np.int8),
+    }
+
+
+def comparison_statistics(rows: list[dict], names: list[str]) -> Verdict | None:
+    """The verdict from each finished run's predictions.csv.gz; adds each run's own 95% interval
+    over its images (Wilson's, scipy.stats.binomtest) to its row."""
+    entries, missing = {}, {}
+    for name in names:
+        runs = sorted(
+            (r for r in rows if r["name"] == name and r["status"] == "finished"),
+            key=lambda r: r["seed"],
+        )
+        found = [(r, read_predictions(Path(r["run_dir"]) / PREDICTIONS)) for r in runs]
+        found = [(r, p) for r, p in found if p is not None]
+        for r, p in found:
+            ci = stats.binomtest(int(p["correct"].sum()), len(p["correct"])).proportion_ci()
+            r.update(images=len(p["correct"]), top1_ci_low=100 * ci.low, top1_ci_high=100 * ci.high)
+        if not runs:
+            missing[name] = "no finished run yet"
+        elif not found:
+            missing[name] = f"no per-image results ({PREDICTIONS}: runs from before enet wrote it)"
+        else:
+            if len(found) < len(runs):
+                missing[name] = f"{len(runs) - len(found)} of its runs have no {PREDICTIONS}"
+            files = [p["file"] for _, p in found]
+            if any(not np.array_equal(f, files[0]) for f in files):
+                missing[name] = "its runs were evaluated on different images"
+                continue
+            entries[name] = EntryResults(
+                [r["seed"] for r, _ in found],
+                np.stack([p["correct"] for _, p in found]),
+                found[0][1]["true"],
+            )
+    classes = set().union(*(e.true.tolist() for e in entries.values()))
+    return judge(entries, missing, {c: display_name(c) for c in classes})
+
+
 def write_compare_report(out: Path, rows, curves, specs, cfg, console=None) -> list[dict]:
-    """results.csv, report.md and the plots, from compare's rows (one per planned run) and
-    curves (each finished run's metrics, by entry name)."""
+    """results.csv, report.md (opening with the verdict), verdict.json and the plots, from
+    compare's rows (one per planned run) and curves (each finished run's metrics, by entry
+    name)."""
 
     out = Path(out)
+    verdict = comparison_statistics(rows, cfg.names)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(out / "results.csv", buf.getvalue())
-    summary = aggregate(rows, cfg.names)
+    summary = aggregate(rows, cfg.names, verdict)
     plots = compare_plots(out, curves, summary, cfg.names)
-    write_text_atomic(out / "report.md", _markdown(cfg, specs, rows, summary, plots))
+    write_json_atomic(out / "verdict.json", verdict_record(verdict))
+    write_text_atomic(out / "report.md", _markdown(cfg, specs, rows, summary, plots, verdict))
     if console is not None:
         header, body, best = _table_rows(summary)
         budget = f"{cfg.minutes} min" if cfg.minutes is not None else f"{cfg.epochs} epochs"
@@ -61,6 +121,8 @@ def write_compare_report(out: Path, rows, curves, specs, cfg, console=None) -> l
         console.print(compare_table(title, header, body, best))
         for line in learning_warnings(summary):
             console.print(f"[bold red]warning:[/] {line}", highlight=False)
+        for line in verdict.lines() if verdict else []:
+            console.print(line.replace("**", ""), highlight=False, soft_wrap=True)
         console.print(
             f"report: {out / 'report.md'}, {out / 'results.csv'}, {len(plots)} plots",
             highlight=False,
@@ -76,7 +138,70 @@ def _note(row: dict) -> str:
     return "; ".join(x for x in (row.get("reason") or "", pretrained) if x)
 
 
-def _markdown(cfg, specs, rows, summary, plots) -> str:
+def verdict_record(verdict: Verdict | None) -> dict:
+    """verdict.json: the statistics as numbers (report.md has them in words)."""
+    if verdict is None:
+        return {"images": 0, "entries": {}, "comparisons": [], "per_class": [], "missing": {}}
+    return {
+        "images": verdict.images,
+        "entries": {name: asdict(e) for name, e in verdict.estimates.items()},
+        "comparisons": [
+            dict(
+                leader=c.leader,
+                other=c.other,
+                difference=asdict(c.difference),
+                p=c.p,
+                decided=c.decided,
+                sentence=c.sentence(),
+            )
+            for c in verdict.comparisons
+        ],
+        "per_class": verdict.per_class,
+        "missing": verdict.missing,
+        "method": VERDICT_METHOD,
+    }
+
+
+VERDICT_METHOD = (
+    "top-1 intervals: two-level bootstrap over seeds and validation images (4,000 resamples, "
+    "percentile); differences: paired bootstrap (the same images, seeds paired in order), "
+    "p-values: exact sign test on the images where the entries differ (scipy.stats.binomtest; "
+    "McNemar's with one seed each), Holm-adjusted against the leader when there are more than "
+    "two entries; a win needs the interval above zero and p < 0.05"
+)
+
+
+def _verdict_lines(verdict: Verdict | None) -> list[str]:
+    if verdict is None:
+        return ["## Verdict", "", "No finished run has per-image results yet.", ""]
+    lines = ["## Verdict", ""] + [f"- {line}" for line in verdict.lines()]
+    lines += ["", f"Method: {VERDICT_METHOD}.", ""]
+    return lines
+
+
+def _per_class_lines(verdict: Verdict | None) -> list[str]:
+    """Which entry wins each class (a table up to 30 classes; above, the count per entry)."""
+    if verdict is None or not verdict.per_class:
+        return []
+    names = list(verdict.per_class[0]["accuracy"])
+    lines = ["", "## Per class", "", "Accuracy (%) per class over each entry's seeds; the "
+             "winner's margin over the runner-up in points.", ""]  # fmt: skip
+    wins = {n: sum(r["winner"] == n for r in verdict.per_class) for n in names}
+    lines.append(
+        "Classes won: " + ", ".join(f"{n} {w}" for n, w in wins.items())
+        + f" (of {len(verdict.per_class)})."
+    )  # fmt: skip
+    if len(verdict.per_class) > 30:
+        return lines
+    lines += ["", "| class | " + " | ".join(names) + " | winner | margin |",
+              "|---|" + "---:|" * len(names) + "---|---:|"]  # fmt: skip
+    for r in verdict.per_class:
+        accs = " | ".join(f"{r['accuracy'][n]:.1f}" for n in names)
+        lines.append(f"| {r['name']} | {accs} | {r['winner']} | {r['margin']:.1f} |")
+    return lines
+
+
+def _markdown(cfg, specs, rows, summary, plots, verdict=None) -> str:
     header, body, best = _table_rows(summary)
     finished = sum(r["status"] == "finished" for r in rows)
     unfinished = " (the others are marked below)" if finished < len(rows) else ""
@@ -84,6 +209,9 @@ def _markdown(cfg, specs, rows, summary, plots) -> str:
     res = "each model's own" if cfg.resolution == "model" else f"{cfg.resolution} px"
     lines = [
         f"# enet compare-baselines: {cfg.data}",
+        "",
+        *_verdict_lines(verdict),
+        "## Results",
         "",
         f"Budget: {budget} per run; resolution: {res}; seeds: "
         f"{', '.join(map(str, cfg.seeds))}. Runs finished: "
@@ -104,6 +232,7 @@ def _markdown(cfg, specs, rows, summary, plots) -> str:
     if flagged:
         lines += ["", "**Warning** (⚠ in the table): runs that learned nothing.", ""]
         lines += [f"- {line}" for line in flagged]
+    lines += _per_class_lines(verdict)
     lines += _runs_table(rows)
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]

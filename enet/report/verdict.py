@@ -18,7 +18,8 @@ No plotting library and no files: aggregation only (testable alone).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
@@ -128,8 +129,27 @@ class Comparison:
             )
         return (
             f"no clear winner between {self.leader} and {self.other} (difference "
-            f"{d.value:.1f} points, {ci}, p = {self.p:.2g}; {size}): more seeds or a larger "
-            "validation set would narrow it"
+            f"{d.value:.1f} points, {ci}, p = {self.p:.2g}; {size}): {self.to_settle()}"
+        )
+
+    def to_settle(self) -> str:
+        """What would settle an undecided comparison: an interval's half-width shrinks about as
+        1 / sqrt(seeds) while the seeds' spread dominates it, so a difference of this size needs
+        about seeds * (half-width / difference)^2 seeds each (a rough guide: the validation
+        images' share of the width does not shrink with seeds)."""
+        d = self.difference
+        half = (d.high - d.low) / 2
+        if abs(d.value) < 0.05 or half == 0:
+            return "the two are within noise of each other; more runs would not separate them"
+        needed = math.ceil(d.seeds * (half / abs(d.value)) ** 2)
+        if needed <= d.seeds or needed > 50:
+            return (
+                "a difference this small against this much noise needs far more seeds or a "
+                "larger validation set"
+            )
+        return (
+            f"about {needed} seeds each might settle it if the difference holds (more seeds "
+            "narrow the interval; a larger validation set too)"
         )
 
 
@@ -148,3 +168,97 @@ def verdict(entries: dict[str, object]) -> list[Comparison]:
         Comparison(leader, other, diff, p)
         for other, (diff, _), p in zip(others, pairs, pvalues, strict=True)
     ]
+
+
+@dataclass
+class EntryResults:
+    """One entry's finished runs, image by image: `correct` (seeds, images) 0/1 and `true` the
+    images' classes (the same for every entry of a comparison), seeds in ascending order."""
+
+    seeds: list[int]
+    correct: np.ndarray
+    true: np.ndarray
+
+
+@dataclass
+class Verdict:
+    """Everything compare's report says about how sure its answer is."""
+
+    images: int
+    estimates: dict[str, Estimate]  # per entry: top-1 with its two-level interval
+    comparisons: list[Comparison]  # each entry against the leader
+    per_class: list[dict] = field(default_factory=list)  # class, winner, margin, accuracies
+    missing: dict[str, str] = field(default_factory=dict)  # entry -> why it has no statistics
+
+    @property
+    def undecided(self) -> list[str]:
+        """Entries whose comparison with the leader is undecided."""
+        return [c.other for c in self.comparisons if not c.decided]
+
+    def lines(self) -> list[str]:
+        """The verdict in sentences: the winner (or who is tied with the leader), then each
+        comparison, then the entries without per-image results."""
+        out = []
+        if self.comparisons:
+            leader = self.comparisons[0].leader
+            beaten = [c.other for c in self.comparisons if c.decided]
+            tied = self.undecided
+            if not tied:
+                out.append(f"**{leader} wins**: it beats every other entry.")
+            elif beaten:
+                out.append(
+                    f"**No single winner**: {leader} leads and beats {', '.join(beaten)}, but not "
+                    f"clearly {', '.join(tied)}."
+                )
+            else:
+                out.append(f"**No clear winner**: {leader} leads, but not clearly.")
+            out += [c.sentence()[0].upper() + c.sentence()[1:] + "." for c in self.comparisons]
+        out += [f"{name}: {why}." for name, why in self.missing.items()]
+        return out
+
+
+def per_class_winners(entries: dict[str, EntryResults], class_names: dict) -> list[dict]:
+    """Per class: each entry's accuracy (%) over its seeds and the class's images, the winner
+    and its margin over the runner-up (points; 0 is a tie, won by the first listed)."""
+    any_entry = next(iter(entries.values()))
+    rows = []
+    for cls in sorted(set(any_entry.true.tolist()), key=str):
+        mask = any_entry.true == cls
+        acc = {name: 100 * float(e.correct[:, mask].mean()) for name, e in entries.items()}
+        ranked = sorted(acc, key=acc.get, reverse=True)
+        margin = acc[ranked[0]] - acc[ranked[1]] if len(ranked) > 1 else 0.0
+        rows.append(
+            dict(
+                cls=cls,
+                name=class_names.get(cls, cls),
+                images=int(mask.sum()),
+                winner=ranked[0] if margin > 0 else "tie",
+                margin=margin,
+                accuracy=acc,
+            )
+        )
+    return rows
+
+
+def judge(
+    entries: dict[str, EntryResults], missing: dict[str, str] | None = None, class_names=None
+) -> Verdict | None:
+    """The statistics of a comparison from its entries' per-image results (entries without any
+    are listed in `missing` with the reason). None when fewer than one entry has results."""
+    missing = dict(missing or {})
+    if not entries:
+        return None
+    images = {len(e.true) for e in entries.values()}
+    first = next(iter(entries.values()))
+    if len(images) > 1 or any(not np.array_equal(e.true, first.true) for e in entries.values()):
+        return Verdict(
+            0,
+            {},
+            [],
+            missing=missing
+            | {"all": "the entries were evaluated on different images: no paired statistics"},
+        )
+    estimates = {name: top1_interval(e.correct) for name, e in entries.items()}
+    comparisons = verdict({name: e.correct for name, e in entries.items()})
+    winners = per_class_winners(entries, class_names or {}) if len(entries) > 1 else []
+    return Verdict(images.pop(), estimates, comparisons, winners, missing)
