@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import tables
 from .choices import EXPORT_FORMATS, LOADERS, PRECISIONS, TRACKERS, one_of
@@ -380,7 +381,14 @@ def compare_cmd(
         float | None,
         typer.Option(help="Budget: wall-clock minutes per run (schedules fitted to end on time)."),
     ] = None,
-    seeds: Annotated[int | None, typer.Option(help="Seeds per model.")] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="Seeds per model, or auto: more seeds only where the verdict is undecided."
+        ),
+    ] = None,
+    min_seeds: Annotated[int | None, typer.Option(help="--seeds auto: first seeds (3).")] = None,
+    max_seeds: Annotated[int | None, typer.Option(help="--seeds auto: most seeds (10).")] = None,
     data: Annotated[str | None, typer.Option(help="Dataset for every run.")] = None,
     res: Annotated[
         int | None, typer.Option(help="Training resolution of every run (default 128).")
@@ -394,7 +402,8 @@ def compare_cmd(
     ] = False,
     set_: SetOpt = None,
 ) -> None:
-    """Train EfficientNet and XResNet under equal budgets; report accuracy against cost."""
+    """Train models under equal budgets; report accuracy against cost, and how sure the
+    verdict is."""
     from .compare import load_compare_config, run
 
     cfg = load_compare_config(
@@ -403,6 +412,8 @@ def compare_cmd(
         epochs=epochs,
         minutes=minutes,
         seeds=seeds,
+        min_seeds=min_seeds,
+        max_seeds=max_seeds,
         data=data,
         res=res,
         extra_set=set_,
@@ -611,7 +622,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="enet")
     except EnetError as err:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {err}", highlight=False)
+        # escaped: a message's own brackets (pip install 'enet[timm]') are not rich markup
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold red]error:[/] {escape(str(err))}", highlight=False
+        )
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted")

@@ -32,7 +32,7 @@ from .errors import EnetError
 from .fileio import read_json, write_json_atomic, write_text_atomic
 from .models import get_model_info
 from .report.aggregate import CSV_COLUMNS
-from .report.files import write_compare_report
+from .report.files import comparison_statistics, write_compare_report
 from .train.records import Summary
 from .train.run_folder import RunFolder
 
@@ -80,6 +80,10 @@ class CompareConfig:
     minutes: float | None = None
     """... or in wall-clock minutes per run (each schedule fitted to end on time)."""
     seeds: tuple[int, ...] = (0,)
+    """The seeds every entry runs; with `seeds: auto`, the first min_seeds (0 .. min - 1)."""
+    adaptive: tuple[int, int] | None = None
+    """`seeds: auto`: (min_seeds, max_seeds). After the minimum, a seed more for the leader and
+    every entry whose comparison with it is undecided, until decided or at the maximum."""
     entries: tuple[Entry, ...] = (Entry("efficientnet_b0", "efficientnet_b0"),)
     """What is compared: `models:` (each its own entry, named after it) then `entries:`."""
     recipes: dict[str, str] = field(default_factory=dict)
@@ -94,6 +98,13 @@ class CompareConfig:
     @property
     def names(self) -> list[str]:
         return [e.name for e in self.entries]
+
+    @property
+    def seeds_text(self) -> str:
+        """'3 seed(s)', or for seeds: auto 'seeds auto (3 to 10 per entry)'."""
+        if self.adaptive:
+            return f"seeds auto ({self.adaptive[0]} to {self.adaptive[1]} per entry)"
+        return f"{len(self.seeds)} seed(s)"
 
     def named_recipe(self, entry: Entry) -> str | None:
         """The recipe the comparison names for an entry: its own, its model's, its family's."""
@@ -133,6 +144,8 @@ _KEYS = {
     "epochs",
     "minutes",
     "seeds",
+    "min_seeds",
+    "max_seeds",
     "models",
     "entries",
     "recipes",
@@ -147,7 +160,9 @@ def load_compare_config(
     models: list[str] | None = None,
     epochs: int | None = None,
     minutes: float | None = None,
-    seeds: int | None = None,
+    seeds: int | str | None = None,
+    min_seeds: int | None = None,
+    max_seeds: int | None = None,
     data: str | None = None,
     res: int | None = None,
     extra_set: list[str] | None = None,
@@ -176,7 +191,17 @@ def load_compare_config(
         budget_epochs, budget_minutes = epochs, None
     if minutes is not None:
         budget_minutes = minutes
-    seed_list = _seed_list(raw.get("seeds", 1) if seeds is None else seeds)
+    seed_spec = raw.get("seeds", 1) if seeds is None else seeds
+    adaptive = None
+    if seed_spec == "auto":
+        adaptive = _seed_bounds(
+            raw.get("min_seeds", 3) if min_seeds is None else min_seeds,
+            raw.get("max_seeds", 10) if max_seeds is None else max_seeds,
+        )
+        seed_spec = adaptive[0]
+    elif min_seeds is not None or max_seeds is not None or {"min_seeds", "max_seeds"} & set(raw):
+        raise EnetError("min_seeds and max_seeds go with seeds: auto (--seeds auto)")
+    seed_list = _seed_list(seed_spec)
     model_list = tuple(models or raw.get("models") or ())
     entries = tuple(Entry(m, m) for m in model_list)
     if not models:
@@ -203,6 +228,7 @@ def load_compare_config(
         epochs=budget_epochs if budget_minutes is None else None,
         minutes=budget_minutes,
         seeds=seed_list,
+        adaptive=adaptive,
         entries=entries,
         recipes=dict(raw.get("recipes") or {}),
         overrides=overrides,
@@ -216,15 +242,23 @@ def load_compare_config(
     return cfg
 
 
+def _seed_bounds(low, high) -> tuple[int, int]:
+    if not (isinstance(low, int) and isinstance(high, int) and 2 <= low <= high):
+        raise EnetError(f"seeds auto needs 2 <= min_seeds <= max_seeds, got {low!r} and {high!r}")
+    return low, high
+
+
 def _seed_list(spec) -> tuple[int, ...]:
     """`seeds:` / --seeds: a count (0 .. n-1) or a list of seeds."""
+    if isinstance(spec, str) and spec.isdigit():
+        spec = int(spec)
     if isinstance(spec, int):
         if spec < 1:
             raise EnetError(f"seeds must be >= 1, got {spec}")
         return tuple(range(spec))
     if isinstance(spec, list) and all(isinstance(s, int) for s in spec) and spec:
         return tuple(spec)
-    raise EnetError(f"seeds must be a count or a list of integers, got {spec!r}")
+    raise EnetError(f"seeds must be a count, a list of integers or auto, got {spec!r}")
 
 
 def _check_sets(cfg: CompareConfig) -> None:
@@ -337,40 +371,52 @@ class RunSpec:
 
 
 def plan_runs(cfg: CompareConfig, out: Path) -> list[RunSpec]:
-    specs = []
     # seed-major: every model's first seed before any model's second, so that a comparison
     # stopped part-way (they take days on a CPU) reports every model
-    for seed in cfg.seeds:
-        for entry in cfg.entries:
-            model = entry.model
-            run_dir = out / f"{entry.folder}-s{seed}"
-            cmd = ["enet", "train"]
-            recipe = cfg.recipe_for(entry)
-            if recipe is not None:
-                cmd += ["--config", str(recipe)]
-            cmd += [
-                "--model",
-                model,
-                "--data",
-                cfg.data,
-                "--seed",
-                str(seed),
-                "--out",
-                str(run_dir),
-            ]
-            if cfg.resolution != "model":
-                cmd += ["--res", str(cfg.resolution)]
-            if cfg.minutes is not None:
-                cmd += ["--minutes", str(cfg.minutes)]
-            else:
-                cmd += ["--epochs", str(cfg.epochs)]
-            for item in (*cfg.set, *cfg.overrides.get(model, ()), *entry.set):
-                cmd += ["--set", item]
-            # the trackers' run (run.trackers) names its comparison, entry and seed
-            tags = f"comparison={out.name},entry={entry.name},seed={seed}"
-            cmd += ["--set", f"run.tags={tags}"]
-            specs.append(RunSpec(entry.name, model, seed, run_dir, cmd))
-    return specs
+    return [plan_run(cfg, out, entry, seed) for seed in cfg.seeds for entry in cfg.entries]
+
+
+def plan_run(cfg: CompareConfig, out: Path, entry: Entry, seed: int) -> RunSpec:
+    """One run of an entry: its folder and its `enet train` command."""
+    model = entry.model
+    run_dir = out / f"{entry.folder}-s{seed}"
+    cmd = ["enet", "train"]
+    recipe = cfg.recipe_for(entry)
+    if recipe is not None:
+        cmd += ["--config", str(recipe)]
+    cmd += ["--model", model, "--data", cfg.data, "--seed", str(seed), "--out", str(run_dir)]
+    if cfg.resolution != "model":
+        cmd += ["--res", str(cfg.resolution)]
+    if cfg.minutes is not None:
+        cmd += ["--minutes", str(cfg.minutes)]
+    else:
+        cmd += ["--epochs", str(cfg.epochs)]
+    for item in (*cfg.set, *cfg.overrides.get(model, ()), *entry.set):
+        cmd += ["--set", item]
+    # the trackers' run (run.trackers) names its comparison, entry and seed
+    tags = f"comparison={out.name},entry={entry.name},seed={seed}"
+    cmd += ["--set", f"run.tags={tags}"]
+    return RunSpec(entry.name, model, seed, run_dir, cmd)
+
+
+def more_seeds(cfg: CompareConfig, out: Path, specs: list[RunSpec]) -> list[RunSpec]:
+    """`seeds: auto`: the next round's runs, once every planned run has finished: a seed more
+    for the leader and for each entry undecided against it, below max_seeds. Decided from the
+    planned runs only, so a resumed comparison plans the same rounds again."""
+    rows = collect_rows(specs, cfg)
+    if cfg.adaptive is None or any(r["status"] != "finished" for r in rows):
+        return []
+    verdict = comparison_statistics(rows, cfg.names)
+    if verdict is None or not verdict.undecided:
+        return []
+    count = {name: sum(s.name == name for s in specs) for name in cfg.names}
+    wanted = [verdict.comparisons[0].leader, *verdict.undecided]
+    entries = {e.name: e for e in cfg.entries}
+    return [
+        plan_run(cfg, out, entries[name], count[name])  # seeds 0, 1, ...: the next is the count
+        for name in wanted
+        if count[name] < cfg.adaptive[1]
+    ]
 
 
 def log_path(run_dir: Path) -> Path:
@@ -529,12 +575,14 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     _check_budget(cfg, out)
     specs = plan_runs(cfg, out)
+    while report_only and (extra := more_seeds(cfg, out, specs)):
+        specs += extra  # the adaptive rounds run so far (the next one shows as not run)
     if report_only:
         return write_report(out, specs, cfg, console=console)
     budget = f"{cfg.minutes} min" if cfg.minutes is not None else f"{cfg.epochs} epochs"
     console.print(
         f"comparing {', '.join(cfg.names)} on {cfg.data}: {budget} per run, "
-        f"{len(cfg.seeds)} seed(s), {len(specs)} runs, into {out} (each run's output: "
+        f"{cfg.seeds_text}, {len(specs)} runs, into {out} (each run's output: "
         f"{out / 'logs'}/<model>-s<seed>.log)",
         highlight=False,
     )
@@ -546,8 +594,20 @@ def run(
     write_text_atomic(out / "compare.yaml", yaml.safe_dump(_as_yaml(cfg), sort_keys=False))
     previous = {sig: signal.signal(sig, _on_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        for i, spec in enumerate(specs, 1):
-            run_one(spec, console, i, len(specs))
+        done = 0
+        while True:
+            for spec in specs[done:]:
+                done += 1
+                run_one(spec, console, done, len(specs))
+            extra = more_seeds(cfg, out, specs)
+            if not extra:
+                break
+            console.print(
+                f"seeds auto: undecided against the leader, one more seed for "
+                f"{', '.join(s.name for s in extra)}",
+                highlight=False,
+            )
+            specs += extra
     except KeyboardInterrupt:
         console.print(
             "[yellow]interrupted; run the same command again to continue (finished runs are kept)",
@@ -598,7 +658,8 @@ def _as_yaml(cfg: CompareConfig) -> dict:
         "resolution": cfg.resolution,
         "epochs": cfg.epochs,
         "minutes": cfg.minutes,
-        "seeds": list(cfg.seeds),
+        "seeds": "auto" if cfg.adaptive else list(cfg.seeds),
+        **({"min_seeds": cfg.adaptive[0], "max_seeds": cfg.adaptive[1]} if cfg.adaptive else {}),
         "models": [
             e.model for e in cfg.entries if e.name == e.model and not e.recipe and not e.set
         ],

@@ -129,9 +129,12 @@ def zoo_defaults_note(cfg: Config) -> str:
     """For the run's log: where a zoo model's resolution and crop came from when the config
     leaves them unset (timm's pretrained_cfg, torchvision's weights' transforms, enet's)."""
     info = get_model_info(cfg.model.name)
-    if not info.is_zoo or (cfg.data.res and cfg.data.crop_pct):
+    taken = ([] if cfg.data.res else ["resolution"]) + (
+        [] if cfg.data.crop_pct else [f"crop {info.crop_pct}"]
+    )
+    if not info.is_zoo or not taken:
         return ""
-    return f" (resolution and crop {info.crop_pct} from {info.defaults_from} where unset)"
+    return f" ({' and '.join(taken)} from {info.defaults_from})"
 
 
 def model_options(cfg: Config) -> dict:

@@ -202,7 +202,8 @@ def _against(s: dict) -> str:
     if c is None:
         return "-"
     d = c.difference
-    return f"{-d.value:+.1f} ({-d.high:.1f} to {-d.low:.1f}) p={c.p:.2g}"
+    behind, low, high = (0.0 - x for x in (d.value, d.high, d.low))  # 0.0 - 0.0: no "-0.0"
+    return f"{behind:+.1f} ({low:.1f} to {high:.1f}) p={c.p:.2g}"
 
 
 def _flag(s: dict) -> str:

@@ -117,7 +117,7 @@ def write_compare_report(out: Path, rows, curves, specs, cfg, console=None) -> l
     if console is not None:
         header, body, best = _table_rows(summary)
         budget = f"{cfg.minutes} min" if cfg.minutes is not None else f"{cfg.epochs} epochs"
-        title = f"{cfg.data}, {budget} per run, {len(cfg.seeds)} seed(s)"
+        title = f"{cfg.data}, {budget} per run, {cfg.seeds_text}"
         console.print(compare_table(title, header, body, best))
         for line in learning_warnings(summary):
             console.print(f"[bold red]warning:[/] {line}", highlight=False)
@@ -201,6 +201,15 @@ def _per_class_lines(verdict: Verdict | None) -> list[str]:
     return lines
 
 
+def _seeds(cfg) -> str:
+    if cfg.adaptive:
+        return (
+            f"auto, {cfg.adaptive[0]} to {cfg.adaptive[1]} per entry (after the first "
+            f"{cfg.adaptive[0]}, a seed more for the leader and each entry undecided against it)"
+        )
+    return ", ".join(map(str, cfg.seeds))
+
+
 def _markdown(cfg, specs, rows, summary, plots, verdict=None) -> str:
     header, body, best = _table_rows(summary)
     finished = sum(r["status"] == "finished" for r in rows)
@@ -213,8 +222,7 @@ def _markdown(cfg, specs, rows, summary, plots, verdict=None) -> str:
         *_verdict_lines(verdict),
         "## Results",
         "",
-        f"Budget: {budget} per run; resolution: {res}; seeds: "
-        f"{', '.join(map(str, cfg.seeds))}. Runs finished: "
+        f"Budget: {budget} per run; resolution: {res}; seeds: {_seeds(cfg)}. Runs finished: "
         f"{finished} of {len(rows)}{unfinished}. Top-1 and top-5 are mean ± standard deviation "
         "over the finished seeds, on the validation split, after the last epoch. ★ marks "
         "the best mean top-1 among the entries with the most finished seeds.",

@@ -213,6 +213,7 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
         + (f"; skipped {train_loader.skipped} unreadable files" if train_loader.skipped else "")
         + (f"; resuming at step {run.pos.step}" if ckpt is not None else ""),
         highlight=False,
+        soft_wrap=True,
     )
     return run
 

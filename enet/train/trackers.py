@@ -151,7 +151,7 @@ def build_trackers(
                 extra = "tensorboard" if name == "tensorboard" else name
                 warn(
                     f"[yellow]warning: run.trackers names {name}, but {err.name or name} is not "
-                    f"installed (pip install 'enet[{extra}]'); training goes on without it"
+                    f"installed (pip install 'enet\\[{extra}]'); training goes on without it"
                 )
     return Trackers(sinks, folder, warn)
 
