@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -114,7 +115,21 @@ def test_compare_runs_reports_resumes_and_survives_a_failure(tmp_path):
     assert {bool(r["ema_top1"]) for r in finished} == {True, False}  # B0's EMA only
     assert all(bool(r["ema_top1"]) == (r["model"] == "efficientnet_b0") for r in finished)
 
+    # each run's own 95% interval over its images (columns added after today's)
+    for r in finished:
+        assert int(r["images"]) == 100
+        assert float(r["top1_ci_low"]) <= float(r["top1"]) <= float(r["top1_ci_high"])
+    verdict = json.loads((out / "verdict.json").read_text())
+    (comparison,) = verdict["comparisons"]  # the two entries that finished; xresnet34 missing
+    assert {comparison["leader"], comparison["other"]} == {"xresnet18", "efficientnet_b0"}
+    assert verdict["images"] == 100 and comparison["difference"]["seeds"] == 2
+    assert verdict["missing"] == {"xresnet34": "no finished run yet"}
+    assert len(verdict["per_class"]) == 10
+
     report = (out / "report.md").read_text()
+    assert report.startswith("# enet compare-baselines: mini\n\n## Verdict\n")
+    assert comparison["sentence"][1:] in report and "xresnet34: no finished run yet." in report
+    assert "## Per class" in report and "| 95% CI | vs leader |" in report
     # one epoch at 32 px may leave a model at chance: then its row is marked, not starred
     assert (
         "| xresnet18 | xresnet18 | 2/2" in report
