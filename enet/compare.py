@@ -27,7 +27,7 @@ import yaml
 from rich.console import Console
 
 from .config import load_yaml, parse_yaml
-from .data.datasets import NAMED_DATASETS
+from .data.datasets import NAMED_DATASETS, is_data_source
 from .errors import EnetError
 from .fileio import read_json, write_json_atomic, write_text_atomic
 from .models import get_model_info
@@ -191,17 +191,7 @@ def load_compare_config(
         budget_epochs, budget_minutes = epochs, None
     if minutes is not None:
         budget_minutes = minutes
-    seed_spec = raw.get("seeds", 1) if seeds is None else seeds
-    adaptive = None
-    if seed_spec == "auto":
-        adaptive = _seed_bounds(
-            raw.get("min_seeds", 3) if min_seeds is None else min_seeds,
-            raw.get("max_seeds", 10) if max_seeds is None else max_seeds,
-        )
-        seed_spec = adaptive[0]
-    elif min_seeds is not None or max_seeds is not None or {"min_seeds", "max_seeds"} & set(raw):
-        raise EnetError("min_seeds and max_seeds go with seeds: auto (--seeds auto)")
-    seed_list = _seed_list(seed_spec)
+    seed_list, adaptive = _seeds(raw, seeds, min_seeds, max_seeds)
     model_list = tuple(models or raw.get("models") or ())
     entries = tuple(Entry(m, m) for m in model_list)
     if not models:
@@ -242,10 +232,19 @@ def load_compare_config(
     return cfg
 
 
-def _seed_bounds(low, high) -> tuple[int, int]:
+def _seeds(raw: dict, seeds, min_seeds, max_seeds):
+    """-> (the seeds every entry runs first, (min_seeds, max_seeds) for seeds: auto or None);
+    the command line's choices over the config's."""
+    spec = raw.get("seeds", 1) if seeds is None else seeds
+    if spec != "auto":
+        if min_seeds is not None or max_seeds is not None or {"min_seeds", "max_seeds"} & set(raw):
+            raise EnetError("min_seeds and max_seeds go with seeds: auto (--seeds auto)")
+        return _seed_list(spec), None
+    low = raw.get("min_seeds", 3) if min_seeds is None else min_seeds
+    high = raw.get("max_seeds", 10) if max_seeds is None else max_seeds
     if not (isinstance(low, int) and isinstance(high, int) and 2 <= low <= high):
         raise EnetError(f"seeds auto needs 2 <= min_seeds <= max_seeds, got {low!r} and {high!r}")
-    return low, high
+    return _seed_list(low), (low, high)
 
 
 def _seed_list(spec) -> tuple[int, ...]:
@@ -299,10 +298,11 @@ def _entries(raw: list) -> tuple[Entry, ...]:
 def _check_data(data: str) -> None:
     """Before any run starts: the data is a folder or a dataset name."""
 
-    if data == "mini" or data in NAMED_DATASETS or Path(data).expanduser().is_dir():
+    if is_data_source(data):
         return
     raise EnetError(
-        f"--data {data!r} is no folder and no dataset name (mini, {', '.join(NAMED_DATASETS)})"
+        f"--data {data!r} is no folder, no label file and no dataset name (mini, "
+        f"{', '.join(NAMED_DATASETS)})"
     )
 
 

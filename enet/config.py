@@ -27,7 +27,7 @@ from .choices import (
     TRACKERS,
 )
 from .choices import one_of as choices_text
-from .data.datasets import NAMED_DATASETS
+from .data.datasets import NAMED_DATASETS, is_data_source
 from .errors import EnetError
 from .models import get_model_info
 
@@ -92,7 +92,13 @@ class ModelConfig:
 @dataclass(frozen=True)
 class DataConfig:
     data: str = "mini"
-    """A folder with train/ and val/, or a name: mini, imagenette, imagenette-320, imagewoof, ..."""
+    """A folder with train/ and val/ (or only class folders, with val_pct), a label file (.csv,
+    .tsv: path, label[, split]), or a name: mini, imagenette, imagenette-320, imagewoof, ..."""
+    val_pct: float | None = None
+    """Data without a validation split: hold out this fraction of each class (0-1), chosen by
+    split_seed: the same images on every rank, resume and `enet eval` of the run."""
+    split_seed: int = 0
+    """The held-out split's seed (not train.seed: a comparison's seeds share one split)."""
     res: int | None = None
     """Training resolution, pixels; None: the model's own (efficientnet_b3: 300, xresnet: 224)."""
     eval_res: int | None = None
@@ -524,9 +530,13 @@ def _validate_zoo_model(m: ModelConfig, t: TrainConfig) -> None:
 
 def _validate_data(d: DataConfig) -> None:
     _check(
-        d.data == "mini" or d.data in NAMED_DATASETS or Path(d.data).expanduser().is_dir(),
-        f"data.data (--data): {d.data!r} is no folder and no dataset name "
+        is_data_source(d.data),
+        f"data.data (--data): {d.data!r} is no folder, no label file and no dataset name "
         f"(mini, {', '.join(NAMED_DATASETS)})",
+    )
+    _check(
+        d.val_pct is None or 0 < d.val_pct < 1,
+        f"data.val_pct must be in (0, 1), got {d.val_pct}",
     )
     _check(d.res is None or d.res >= 16, f"data.res must be >= 16 pixels, got {d.res}")
     _check(

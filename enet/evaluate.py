@@ -59,7 +59,7 @@ def run_eval(
         raise EnetError(f"--res must be >= 16 pixels, got {res}")
     if batch_size is not None and batch_size < 1:
         raise EnetError(f"--batch-size must be >= 1, got {batch_size}")
-    path, cfg, classes, weights, step = open_checkpoint(checkpoint, ema)
+    path, cfg, classes, weights, step, val_digest = open_checkpoint(checkpoint, ema)
     if data is None:
         check_data_present(cfg.data.data, "enet eval")
     eval_res = res or cfg.data.eval_res or resolve_resolution(cfg)
@@ -79,8 +79,16 @@ def run_eval(
         crop_pct=resolve_crop_pct(cfg),
         workers=workers,
         channels_last=cfg.train.channels_last,
+        # the run's own held-out split, made again; another --data brings its own
+        val_pct=cfg.data.val_pct if data is None else None,
+        split_seed=cfg.data.split_seed,
     )
     _check_classes(classes, data_classes)
+    if data is None and cfg.data.val_pct and val_digest not in (None, val.val_digest):
+        raise EnetError(
+            f"enet eval: {cfg.data.data} changed since the run: its held-out validation split "
+            f"(data.val_pct {cfg.data.val_pct}) no longer holds the images the run held out"
+        )
     model = load_model(cfg, weights, len(classes), dev)
     with _progress(console, f"evaluating {val.num_samples} images") as on_batch:
         result = evaluate(

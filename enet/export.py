@@ -37,7 +37,7 @@ def export(
         raise EnetError(f"--format must be {one_of(EXPORT_FORMATS)}, got {fmt!r}")
     if res is not None and res < 16:
         raise EnetError(f"--res must be >= 16 pixels, got {res}")
-    path, cfg, classes, weights, _ = open_checkpoint(checkpoint, ema)
+    path, cfg, classes, weights, *_ = open_checkpoint(checkpoint, ema)
     model = load_model(cfg, weights, len(classes), torch.device("cpu"))
     model = model.eval().to(memory_format=torch.contiguous_format)
     res = res or cfg.data.eval_res or resolve_resolution(cfg)

@@ -54,7 +54,7 @@ def predict(
         raise EnetError(f"--top-k must be >= 1, got {top_k}")
     if res is not None and res < 16:
         raise EnetError(f"--res must be >= 16 pixels, got {res}")
-    path, cfg, classes, weights, _ = open_checkpoint(checkpoint, ema)
+    path, cfg, classes, weights, *_ = open_checkpoint(checkpoint, ema)
     dev = resolve_device(device)
     model = load_model(cfg, weights, len(classes), dev).eval()
     res = res or cfg.data.eval_res or resolve_resolution(cfg)

@@ -48,6 +48,8 @@ def build_loaders(
     randaugment_impl: str = "auto",
     min_res: int = 0,
     ramp: tuple[float, float] = (0.25, 0.75),
+    val_pct: float | None = None,
+    split_seed: int = 0,
 ):
     """-> (train_loader, val_loader, classes).
 
@@ -63,11 +65,12 @@ def build_loaders(
     batched one on the CPU (several times faster there); "dali" or "enet" force one. Progressive
     resizing: `min_res` > 0 trains at `min_res` until the fraction ramp[0] of the run, rising to
     `res` by ramp[1] (common.Resolutions; the training loop sets the run's length on
-    `train.sizes`).
+    `train.sizes`). Data without a validation split needs `val_pct`: a stratified split seeded
+    by `split_seed` (data/labels.py).
     """
     _check_train_args(min_scale, crop, randaugment, randaugment_impl)
     sizes = _resolutions(res, min_res, ramp)
-    s = _prepare(data, loader, res, batch_size, device, workers, crop_pct)
+    s = _prepare(data, loader, res, batch_size, device, workers, crop_pct, val_pct, split_seed)
     plan = TrainPlan(len(s.index.train), batch_size, seed, rank, world_size)
     if len(plan) == 0:
         raise EnetError(
@@ -112,9 +115,11 @@ def build_eval_loader(
     world_size: int = 1,
     workers: int | None = None,
     channels_last: bool = False,
+    val_pct: float | None = None,
+    split_seed: int = 0,
 ):
     """-> (val_loader, classes): the evaluation half of `build_loaders`, alone."""
-    s = _prepare(data, loader, res, batch_size, device, workers, crop_pct)
+    s = _prepare(data, loader, res, batch_size, device, workers, crop_pct, val_pct, split_seed)
     val = _eval_loader(s, res, batch_size, crop_pct, rank, world_size, channels_last)
     return val, list(s.index.classes)
 
@@ -130,7 +135,9 @@ class _Setup:
     note: str
 
 
-def _prepare(data, loader: str, res: int, batch_size: int, device, workers, crop_pct) -> _Setup:
+def _prepare(
+    data, loader: str, res: int, batch_size: int, device, workers, crop_pct, val_pct, split_seed
+) -> _Setup:
     if loader not in LOADERS:
         raise EnetError(f"--loader {loader!r}: choose one of {', '.join(LOADERS)}")
     for name, value in (("res", res), ("batch_size", batch_size)):
@@ -139,7 +146,9 @@ def _prepare(data, loader: str, res: int, batch_size: int, device, workers, crop
     if not 0.0 < crop_pct <= 1.0:
         raise EnetError(f"crop_pct must be in (0, 1], got {crop_pct}")
     device = torch.device(device)
-    index = data if isinstance(data, DatasetIndex) else index_dataset(resolve_data(data))
+    if not isinstance(data, DatasetIndex):
+        data = index_dataset(resolve_data(data), val_pct=val_pct, split_seed=split_seed)
+    index = data
     backend, note = _choose(loader, device)
     workers = default_workers() if workers is None else workers
     return _Setup(index, device, workers, backend, note)
@@ -183,6 +192,7 @@ def _eval_loader(s: _Setup, res, batch_size, crop_pct, rank, world_size, channel
         workers=s.workers,
     )
     val.backend_note, val.skipped = s.note, len(s.index.skipped)
+    val.val_digest, val.split_note = s.index.val_digest, s.index.split_note
     return val
 
 

@@ -213,6 +213,8 @@ class EvalLoaderBase:
         self.normalize = Normalizer(device, channels_last)
         self.backend_note = self.backend
         self.skipped = 0
+        self.val_digest: str | None = None  # the split's digest (DatasetIndex.val_digest)
+        self.split_note = ""  # how enet made the split (data.val_pct), for the run's log
 
     def __len__(self) -> int:
         return len(self.batches)

@@ -1,12 +1,15 @@
-"""Datasets: the folder layout, named datasets, listing with bad files removed, and info.
+"""Datasets: the layouts, named datasets, listing with bad files removed, and info.
 
-Layout (Imagenette and ImageNet both use it): ROOT/train/<class>/<image> and
-ROOT/val/<class>/<image>. Classes are the sorted folder names of train/; val/ must have the same.
-Images are files ending in .jpeg, .jpg or .png in any case; other files are counted and ignored.
+Layouts: ROOT/train/<class>/<image> and ROOT/val/<class>/<image> (Imagenette and ImageNet);
+classes are the sorted folder names of train/, val/ must have the same. A folder without val/
+(ROOT/train/<class>/ or ROOT/<class>/) with data.val_pct. A label file (.csv, .tsv: path, label
+and optionally split columns; labels.py). Images are files ending in .jpeg, .jpg or .png in any
+case; other files are counted and ignored.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -15,7 +18,7 @@ from pathlib import Path
 from rich.progress import Progress
 
 from ..errors import EnetError
-from . import checks
+from . import checks, labels
 from .download import download_dataset
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
@@ -83,6 +86,13 @@ def is_dataset_name(data: str) -> bool:
     return data == "mini" or data in NAMED_DATASETS
 
 
+def is_data_source(data: str) -> bool:
+    """A dataset name, a folder, or a label file (.csv, .tsv): what --data may name."""
+    path = Path(data).expanduser()
+    is_label_file = path.is_file() and path.suffix.lower() in labels.LABEL_FILES
+    return is_dataset_name(data) or path.is_dir() or is_label_file
+
+
 def check_data_present(data: str, command: str) -> None:
     """A run's stored data folder is still there (else one line: give --data)."""
     if not is_dataset_name(data) and not Path(data).expanduser().exists():
@@ -110,8 +120,12 @@ def resolve_data(data: str | os.PathLike, *, download: bool = True, quiet: bool 
     if not path.exists():
         names = ", ".join(["mini", *NAMED_DATASETS])
         raise EnetError(f"--data {text}: no such folder, and not a dataset name ({names})")
+    if path.is_file() and path.suffix.lower() in labels.LABEL_FILES:
+        return path
     if not path.is_dir():
-        raise EnetError(f"--data {text}: not a folder")
+        raise EnetError(
+            f"--data {text}: not a folder, nor a label file ({', '.join(labels.LABEL_FILES)})"
+        )
     return path
 
 
@@ -144,10 +158,21 @@ class DatasetIndex:
     val: Split
     ignored: int = 0  # files without an image extension
     skipped: dict[str, str] = field(default_factory=dict)  # path -> why it was left out
+    split_note: str = ""  # how the validation split was made, when enet made it (val_pct)
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def val_digest(self) -> str:
+        """A digest of the validation split (files relative to the root, and labels): a run
+        records it, and `enet eval` checks that it evaluates the same images."""
+        base = self.root.parent if self.root.is_file() else self.root
+        h = hashlib.sha256()
+        for path, label in zip(self.val.files, self.val.labels, strict=True):
+            h.update(f"{os.path.relpath(path, base)}\t{label}\n".encode())
+        return h.hexdigest()[:16]
 
 
 def _class_folders(split_dir: Path) -> list[str]:
@@ -156,7 +181,10 @@ def _class_folders(split_dir: Path) -> list[str]:
     )
 
 
-def _list_split(split_dir: Path, classes: tuple[str, ...]):
+Entry = tuple[str, int, int, int]  # path, label, size in bytes, mtime in ns
+
+
+def _list_split(split_dir: Path, classes: tuple[str, ...]) -> tuple[list[Entry], int]:
     """-> [(path, label, size, mtime_ns)], number of ignored files."""
     entries, ignored = [], 0
     for label, name in enumerate(classes):
@@ -176,29 +204,35 @@ def _list_split(split_dir: Path, classes: tuple[str, ...]):
     return entries, ignored
 
 
-def index_dataset(root: str | os.PathLike, *, check: bool = True) -> DatasetIndex:
-    """List ROOT's images and labels; with `check`, leave out files known or found to be bad."""
+def index_dataset(
+    root: str | os.PathLike,
+    *,
+    check: bool = True,
+    val_pct: float | None = None,
+    split_seed: int = 0,
+) -> DatasetIndex:
+    """List a dataset's images and labels; with `check`, leave out files known or found to be
+    bad. ROOT is a folder with train/<class>/ and val/<class>/, a folder of class folders
+    (ROOT/<class>/ or ROOT/train/<class>/ alone), or a label file (labels.LABEL_FILES). Data
+    without a validation split needs `val_pct`: a seeded, stratified split (labels.split_by_pct)."""
     root = Path(root)
-    train_dir, val_dir = root / "train", root / "val"
-    for d in (train_dir, val_dir):
-        if not d.is_dir():
+    if root.is_file():
+        classes, train, val, ignored = labels.read_label_file(root)
+    else:
+        classes, train, val, ignored = _list_folders(root, val_pct)
+    split_note = ""
+    if val is None:
+        if val_pct is None:
             raise EnetError(
-                f"{root} has no {d.name}/ folder (expected {root}/train/<class>/... "
-                f"and {root}/val/<class>/...)"
+                f"{root} has no validation split (no val/ folder, no split column); give "
+                "data.val_pct (e.g. --set data.val_pct=0.2) to hold out a part of each class"
             )
-    classes = tuple(_class_folders(train_dir))
-    if not classes:
-        raise EnetError(f"{train_dir} has no class folders")
-    val_classes = set(_class_folders(val_dir))
-    if val_classes != set(classes):
-        only_train = sorted(set(classes) - val_classes)
-        only_val = sorted(val_classes - set(classes))
+        train, val = labels.split_by_pct(train, classes, val_pct, split_seed, root)
+        split_note = f"validation: {val_pct:.0%} of each class held out (split_seed {split_seed})"
+    elif val_pct is not None:
         raise EnetError(
-            f"train/ and val/ of {root} have different classes: only in train: "
-            f"{', '.join(only_train) or '-'}; only in val: {', '.join(only_val) or '-'}"
+            f"data.val_pct: {root} has a validation split of its own; leave val_pct unset"
         )
-    train, ignored_train = _list_split(train_dir, classes)
-    val, ignored_val = _list_split(val_dir, classes)
     skipped: dict[str, str] = {}
     if check:
         stats = [(p, size, mtime) for p, _, size, mtime in train + val]
@@ -210,13 +244,47 @@ def index_dataset(root: str | os.PathLike, *, check: bool = True) -> DatasetInde
         return Split(tuple(p for p, _ in kept), tuple(label for _, label in kept))
 
     index = DatasetIndex(
-        root, classes, split(train), split(val), ignored_train + ignored_val, skipped
+        root, classes, split(train), split(val), ignored, skipped, split_note=split_note
     )
     if len(index.train) == 0:
-        raise EnetError(f"{train_dir} holds no readable images")
+        raise EnetError(f"{root}: no readable training images")
     if len(index.val) == 0:
-        raise EnetError(f"{val_dir} holds no readable images")
+        raise EnetError(f"{root}: no readable validation images")
     return index
+
+
+def _list_folders(root: Path, val_pct: float | None):
+    """A folder's classes and entries: ROOT/train/ and ROOT/val/ (val None when ROOT has no
+    val/ and val_pct asks for a split), or ROOT/<class>/ alone (val None)."""
+    train_dir, val_dir = root / "train", root / "val"
+    if not train_dir.is_dir() and val_pct is not None:
+        classes = tuple(_class_folders(root))  # ImageFolder's layout: ROOT/<class>/
+        if not classes:
+            raise EnetError(f"{root} has no class folders")
+        entries, ignored = _list_split(root, classes)
+        return classes, entries, None, ignored
+    for d in (train_dir, val_dir):
+        if not d.is_dir() and not (d is val_dir and val_pct is not None):
+            raise EnetError(
+                f"{root} has no {d.name}/ folder (expected {root}/train/<class>/... "
+                f"and {root}/val/<class>/..., or give data.val_pct to split train/)"
+            )
+    classes = tuple(_class_folders(train_dir))
+    if not classes:
+        raise EnetError(f"{train_dir} has no class folders")
+    train, ignored = _list_split(train_dir, classes)
+    if not val_dir.is_dir():
+        return classes, train, None, ignored
+    val_classes = set(_class_folders(val_dir))
+    if val_classes != set(classes):
+        only_train = sorted(set(classes) - val_classes)
+        only_val = sorted(val_classes - set(classes))
+        raise EnetError(
+            f"train/ and val/ of {root} have different classes: only in train: "
+            f"{', '.join(only_train) or '-'}; only in val: {', '.join(only_val) or '-'}"
+        )
+    val, ignored_val = _list_split(val_dir, classes)
+    return classes, train, val, ignored + ignored_val
 
 
 def dataset_info(index: DatasetIndex) -> dict:

@@ -39,6 +39,8 @@ def build_data(cfg: Config, env: distributed.DistEnv, res: int):
         channels_last=t.channels_last,
         min_res=d.min_res,
         ramp=(d.ramp_start, d.ramp_end),
+        val_pct=d.val_pct,
+        split_seed=d.split_seed,
     )
 
 

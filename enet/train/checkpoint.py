@@ -66,8 +66,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 def open_checkpoint(checkpoint: str | Path, ema: bool = False):
     """A checkpoint file or run folder -> (path, config, classes, the weights to use: the EMA's
-    with `ema`, the step it was saved at), each problem one clear error; eval, predict and
-    export read checkpoints through it."""
+    with `ema`, the step it was saved at, the digest of the validation split it was trained
+    with or None), each problem one clear error; eval, predict and export read checkpoints
+    through it."""
     path = resolve_checkpoint(checkpoint)
     ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
@@ -76,7 +77,8 @@ def open_checkpoint(checkpoint: str | Path, ema: bool = False):
         raise EnetError(f"{path} has no EMA weights (train with --set train.ema_decay=0.999)")
     weights = ckpt["ema"] if ema else ckpt["model"]
     step = ckpt.get("position", {}).get("step")
-    return path, config_from_dict(ckpt["config"]), list(ckpt["classes"]), weights, step
+    cfg = config_from_dict(ckpt["config"])
+    return path, cfg, list(ckpt["classes"]), weights, step, ckpt.get("val_digest")
 
 
 def saved_config(path: Path) -> dict:
@@ -98,6 +100,7 @@ def save_training_state(
     cfg: Config,
     classes: list[str],
     init: str,
+    val_digest: str | None = None,
     optimizer=None,
     scaler=None,
     loader=None,
@@ -112,6 +115,9 @@ def save_training_state(
         "config": cfg.to_dict(),
         "classes": classes,
         "init": init,
+        # the validation split's digest (data/datasets.DatasetIndex.val_digest): enet eval
+        # checks that a split enet made (data.val_pct) holds the same images
+        "val_digest": val_digest,
     }
     if optimizer is not None:
         loaders, rngs = [loader.state_dict()], [rng_state()]

@@ -211,6 +211,7 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
         f"{env.device.type}; loader "
         f"{train_loader.backend_note}"
         + (f"; skipped {train_loader.skipped} unreadable files" if train_loader.skipped else "")
+        + (f"; {val_loader.split_note}" if val_loader.split_note else "")
         + (f"; resuming at step {run.pos.step}" if ckpt is not None else ""),
         highlight=False,
         soft_wrap=True,
@@ -298,7 +299,8 @@ def save(run: Run, path: Path, full: bool = True) -> None:
     extra = dict(optimizer=run.optimizer, scaler=run.scaler, loader=run.train_loader)
     save_training_state(
         path, model=run.raw_model, ema=run.ema, pos=run.pos, env=run.env, cfg=run.cfg,
-        classes=run.classes, init=run.init, **(extra if full else {}),
+        classes=run.classes, init=run.init, val_digest=run.val_loader.val_digest,
+        **(extra if full else {}),
     )  # fmt: skip
 
 
