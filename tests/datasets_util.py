@@ -64,3 +64,18 @@ def broken_dataset(root: Path) -> dict[str, Path]:
     Image.new("L", (40, 40), 128).save(files["gray"], format="JPEG")
     (train_a / "README.txt").write_text("not an image, ignored")
     return files
+
+
+def broken_stream(src: Path, dst: Path) -> Path:
+    """A copy of a real JPEG whose entropy-coded data is garbled in the middle: its header and
+    end marker pass the listing's quick check, but no decoder can read it (libjpeg-turbo through
+    torchvision: "Unsupported marker type"; Pillow: "broken data stream")."""
+    import random
+
+    data = bytearray(Path(src).read_bytes())
+    rng = random.Random(0)
+    start = len(data) // 3
+    for i in range(start, start + 400):
+        data[i] = rng.randrange(256)
+    dst.write_bytes(bytes(data))
+    return dst

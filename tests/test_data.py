@@ -699,9 +699,10 @@ def test_gpu_path_batches_cross_worker_processes(tmp_path):
     keys = [(0, b, 32) for b in range(len(train.plan))]
     loader = DataLoader(batches, batch_size=None, sampler=keys, num_workers=2, timeout=60)
     seen = 0
-    for key, (packed, labels, seed, res) in zip(keys, loader, strict=True):
+    for key, (packed, labels, seed, res, failed) in zip(keys, loader, strict=True):
+        assert failed == []
         # cropped, resized and flipped as on the GPU: the pixels the CPU path's workers make
-        cpu_images, _ = train.dataset[key]
+        cpu_images, _, _ = train.dataset[key]
         assert torch.equal(train._gpu_images(packed, labels, seed, res)[0], cpu_images)
         flat, sizes, rest = packed
         assert flat.dtype == torch.uint8 and flat.numel() == sum(sizes) > 0
@@ -710,5 +711,5 @@ def test_gpu_path_batches_cross_worker_processes(tmp_path):
         for i, image in zip(idx, unpack(packed, torch.device("cpu")), strict=True):
             assert torch.equal(image, _decode(read_file(batches.files[i]))), batches.files[i]
             seen += 1
-        assert sum(image is not None for _, _, image in rest) == len(idx) - len(sizes)
+        assert sum(image is not None for _, _, image, _ in rest) == len(idx) - len(sizes)
     assert seen == train.num_samples

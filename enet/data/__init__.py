@@ -50,6 +50,7 @@ def build_loaders(
     ramp: tuple[float, float] = (0.25, 0.75),
     val_pct: float | None = None,
     split_seed: int = 0,
+    left_out: tuple[str, ...] | None = None,
 ):
     """-> (train_loader, val_loader, classes).
 
@@ -66,11 +67,14 @@ def build_loaders(
     resizing: `min_res` > 0 trains at `min_res` until the fraction ramp[0] of the run, rising to
     `res` by ramp[1] (common.Resolutions; the training loop sets the run's length on
     `train.sizes`). Data without a validation split needs `val_pct`: a stratified split seeded
-    by `split_seed` (data/labels.py).
+    by `split_seed` (data/labels.py). `left_out`: the files to leave out, exactly (a resumed
+    run's, as its listing left them out: `train.listing_skipped`), instead of checking again.
     """
     _check_train_args(min_scale, crop, randaugment, randaugment_impl)
     sizes = _resolutions(res, min_res, ramp)
-    s = _prepare(data, loader, res, batch_size, device, workers, crop_pct, val_pct, split_seed)
+    s = _prepare(
+        data, loader, res, batch_size, device, workers, crop_pct, val_pct, split_seed, left_out
+    )
     plan = TrainPlan(len(s.index.train), batch_size, seed, rank, world_size)
     if len(plan) == 0:
         raise EnetError(
@@ -96,6 +100,7 @@ def build_loaders(
 
         train = TorchTrainLoader(s.index.train, plan, sizes, **options)
     train.backend_note, train.skipped = s.note, len(s.index.skipped)
+    train.failures.root, train.listing_skipped = s.index.root, tuple(sorted(s.index.skipped))
     val = _eval_loader(
         s, eval_res or res, eval_batch_size or batch_size, crop_pct, rank, world_size,
         channels_last,
@@ -136,7 +141,7 @@ class _Setup:
 
 
 def _prepare(
-    data, loader: str, res: int, batch_size: int, device, workers, crop_pct, val_pct, split_seed
+    data, loader, res, batch_size, device, workers, crop_pct, val_pct, split_seed, left_out=None
 ) -> _Setup:
     if loader not in LOADERS:
         raise EnetError(f"--loader {loader!r}: choose one of {', '.join(LOADERS)}")
@@ -147,7 +152,9 @@ def _prepare(
         raise EnetError(f"crop_pct must be in (0, 1], got {crop_pct}")
     device = torch.device(device)
     if not isinstance(data, DatasetIndex):
-        data = index_dataset(resolve_data(data), val_pct=val_pct, split_seed=split_seed)
+        data = index_dataset(
+            resolve_data(data), val_pct=val_pct, split_seed=split_seed, left_out=left_out
+        )
     index = data
     backend, note = _choose(loader, device)
     workers = default_workers() if workers is None else workers
@@ -192,6 +199,7 @@ def _eval_loader(s: _Setup, res, batch_size, crop_pct, rank, world_size, channel
         workers=s.workers,
     )
     val.backend_note, val.skipped = s.note, len(s.index.skipped)
+    val.failures.root = s.index.root
     val.val_digest, val.split_note = s.index.val_digest, s.index.split_note
     return val
 

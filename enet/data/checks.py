@@ -162,6 +162,35 @@ def save_decode_findings(root: Path, findings: list[Finding]) -> Path:
     return path
 
 
+def record_decode_failures(root: Path, failures: dict[str, str]) -> None:
+    """Files that failed to decode during a run, merged into the decode cache (as `enet data
+    check`'s findings are kept), so that the next run's listing leaves them out. Ranks of one
+    run may record at once: the merge holds a lock on the cache folder."""
+    import fcntl
+
+    path = _cache_file(root, "decode")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path.parent / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = _read_json(path)
+            entries = [e for e in data.get("files", []) if e.get("path") not in failures]
+            for file, reason in failures.items():
+                st = os.stat(file) if os.path.exists(file) else None
+                entries.append(
+                    dict(
+                        path=file,
+                        size=st.st_size if st else -1,
+                        mtime_ns=st.st_mtime_ns if st else -1,
+                        problem=f"failed to decode during a run: {reason}",
+                        note=None,
+                    )
+                )
+            write_json_atomic(path, {"root": str(root.resolve()), "files": entries})
+    except OSError:
+        pass  # a read-only cache: the next run meets the file again, and skips it again
+
+
 def known_decode_problems(root: Path, stats: dict[str, tuple[int, int]]) -> dict[str, str]:
     """Problems found by an earlier `enet data check`, for files unchanged since then."""
     out = {}

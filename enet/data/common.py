@@ -12,11 +12,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import EnetError
+from . import checks
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -137,6 +139,45 @@ class Normalizer:
         return out.sub_(self.mean).div_(self.std)
 
 
+# What a decoder raises on a file it cannot decode (torchvision: RuntimeError; Pillow: OSError,
+# ValueError, SyntaxError for some broken headers).
+DECODE_ERRORS = (RuntimeError, OSError, ValueError, SyntaxError)
+
+
+def decode_reason(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[-1] if text else ''}".strip(": ")
+
+
+class DecodeFailures:
+    """The files a loader met that failed to decode mid-run (a JPEG whose header passed the
+    listing's check but whose data is broken): each is skipped (its batch one image short),
+    counted, said once through `warn`, and recorded in the data's check cache, so that the next
+    run's listing leaves it out (a resumed run keeps its own listing: bit-exact resume holds)."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, str] = {}
+        self.root: Path | None = None  # the data's root (build_loaders sets it): the cache's key
+        self.warn = None  # a print function (the loop's console)
+
+    def add(self, failed: list[tuple[str, str]]) -> None:
+        new = {path: reason for path, reason in failed if path not in self.files}
+        if not new:
+            return
+        self.files.update(new)
+        if self.root is not None:
+            checks.record_decode_failures(self.root, new)
+        for path, reason in new.items():
+            if self.warn is not None:
+                self.warn(
+                    f"warning: {path} failed to decode ({reason}); skipped, and recorded so that "
+                    "later runs leave it out",
+                    highlight=False,
+                    soft_wrap=True,
+                    markup=False,
+                )
+
+
 class TrainLoaderBase:
     """Re-iterable training loader with a position: each `iter()` runs one epoch from it.
 
@@ -154,6 +195,8 @@ class TrainLoaderBase:
         self.batch = 0
         self.backend_note = self.backend  # why this backend (build_loaders says)
         self.skipped = 0  # bad files left out of the split (build_loaders counts them)
+        self.failures = DecodeFailures()  # files that failed to decode mid-run
+        self.listing_skipped: tuple[str, ...] = ()  # the files the listing left out
 
     def __len__(self) -> int:
         return len(self.plan)
@@ -213,6 +256,10 @@ class EvalLoaderBase:
         self.normalize = Normalizer(device, channels_last)
         self.backend_note = self.backend
         self.skipped = 0
+        self.failures = DecodeFailures()
+        # the split's places of the images of the batch last yielded (a batch may be short of
+        # images that failed to decode): evaluate(predictions=True) reads it
+        self.current: list[int] = []
         self.val_digest: str | None = None  # the split's digest (DatasetIndex.val_digest)
         self.split_note = ""  # how enet made the split (data.val_pct), for the run's log
 

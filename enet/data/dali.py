@@ -17,6 +17,7 @@ RandAugment: on the GPU, DALI's own inside the pipeline; on the CPU, enet's batc
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator
 
 import numpy as np
@@ -256,7 +257,7 @@ class DaliEvalLoader(EvalLoaderBase):
                 self._pipe.build()
             except Exception as err:  # noqa: BLE001
                 raise _dali_error(err) from None
-        while True:
+        for b in itertools.count():
             try:
                 out = self._pipe.run(_torch_stream(self.device))
             except StopIteration:
@@ -265,4 +266,5 @@ class DaliEvalLoader(EvalLoaderBase):
             except Exception as err:  # noqa: BLE001
                 raise _dali_error(err) from None
             images, labels = self.outputs(out)
+            self.current = list(self.batches[b])
             yield self.normalize(images), labels

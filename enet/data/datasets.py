@@ -210,11 +210,13 @@ def index_dataset(
     check: bool = True,
     val_pct: float | None = None,
     split_seed: int = 0,
+    left_out: tuple[str, ...] | None = None,
 ) -> DatasetIndex:
     """List a dataset's images and labels; with `check`, leave out files known or found to be
     bad. ROOT is a folder with train/<class>/ and val/<class>/, a folder of class folders
     (ROOT/<class>/ or ROOT/train/<class>/ alone), or a label file (labels.LABEL_FILES). Data
-    without a validation split needs `val_pct`: a seeded, stratified split (labels.split_by_pct)."""
+    without a validation split needs `val_pct`: a seeded, stratified split (labels.split_by_pct).
+    `left_out`: leave out exactly these files instead of checking (a resumed run's own list)."""
     root = Path(root)
     if root.is_file():
         classes, train, val, ignored = labels.read_label_file(root)
@@ -234,7 +236,9 @@ def index_dataset(
             f"data.val_pct: {root} has a validation split of its own; leave val_pct unset"
         )
     skipped: dict[str, str] = {}
-    if check:
+    if left_out is not None:
+        skipped = dict.fromkeys(left_out, "left out when the run started")
+    elif check:
         stats = [(p, size, mtime) for p, _, size, mtime in train + val]
         skipped.update(checks.quick_check_cached(root, stats))
         skipped.update(checks.known_decode_problems(root, {p: (s, m) for p, s, m in stats}))

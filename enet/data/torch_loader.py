@@ -14,6 +14,7 @@ own, two batches ahead of the training step (`prefetched`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 import queue
@@ -27,8 +28,17 @@ import torchvision.transforms.v2.functional as TF
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
 
+from ..errors import EnetError
 from .checks import JPEG_MAGIC
-from .common import EvalLoaderBase, Normalizer, Resolutions, TrainLoaderBase, TrainPlan
+from .common import (
+    DECODE_ERRORS,
+    EvalLoaderBase,
+    Normalizer,
+    Resolutions,
+    TrainLoaderBase,
+    TrainPlan,
+    decode_reason,
+)
 from .datasets import Split
 from .randaugment import rand_augment
 
@@ -139,14 +149,24 @@ class _TrainBatches(Dataset):
         idx = self.plan.epoch_indices(epoch)[batch]
         seed = self.plan.batch_seed(epoch, batch)
         rng = np.random.default_rng(seed)
-        labels = torch.from_numpy(self.labels[idx])
+        load = self._encoded if self.encoded_only else functools.partial(self._load, res=res)
+        samples, kept, failed = [], [], []
+        for i in idx:  # a file that fails to decode is left out of its batch, and reported
+            try:
+                samples.append(load(self.files[i], rng=rng))
+                kept.append(i)
+            except DECODE_ERRORS as err:
+                failed.append((self.files[i], decode_reason(err)))
+        labels = torch.from_numpy(self.labels[kept])
+        if not samples:
+            return None, labels, failed
         if self.encoded_only:
-            return pack([self._encoded(self.files[i], rng) for i in idx]), labels, seed, res
-        images = torch.stack([self._load(self.files[i], res, rng) for i in idx])
+            return pack(samples), labels, seed, res, failed
+        images = torch.stack(samples)
         n, m = self.randaugment
         if n > 0:
             images = rand_augment(images, n, m, torch.Generator().manual_seed(seed))
-        return images, labels
+        return images, labels, failed
 
     def _load(self, path: str, res: int, rng: np.random.Generator) -> torch.Tensor:
         image = _decode(read_file(path))
@@ -166,34 +186,48 @@ class _TrainBatches(Dataset):
                 plain = im.mode in ("RGB", "L") and im.getexif().get(0x0112, 1) == 1
             if plain:
                 box = train_box(height, width, self.crop, self.min_scale, rng)
-                return data, box, bool(rng.random() < 0.5)
+                return data, box, bool(rng.random() < 0.5), path
         image = _decode(data)
         box = train_box(image.shape[1], image.shape[2], self.crop, self.min_scale, rng)
-        return image, box, bool(rng.random() < 0.5)
+        return image, box, bool(rng.random() < 0.5), path
 
 
 def pack(samples: list) -> tuple[torch.Tensor, list[int], list]:
     """A batch of `_encoded` samples as (all JPEG bytes in one tensor, their sizes, per sample
-    (box, flip, the decoded image or None for a JPEG)).
+    (box, flip, the decoded image or None for a JPEG, its file)).
 
     One tensor is one shared-memory segment for a worker to hand over, not one per file. And
     read_file's tensor must not be handed over itself: it maps the file, and a mapped file's
     storage has no descriptor to share (the worker's send fails with EBADF and the loader
     waits for ever; seen on the first GPU run).
     """
-    jpegs = [data for data, _, _ in samples if data.ndim == 1]
+    jpegs = [data for data, _, _, _ in samples if data.ndim == 1]
     flat = torch.cat(jpegs) if jpegs else torch.empty(0, dtype=torch.uint8)
-    rest = [(box, flip, None if data.ndim == 1 else data) for data, box, flip in samples]
+    rest = [
+        (box, flip, None if data.ndim == 1 else data, path) for data, box, flip, path in samples
+    ]
     return flat, [len(j) for j in jpegs], rest
 
 
-def unpack(packed: tuple, device: torch.device) -> list[torch.Tensor]:
+def unpack(packed: tuple, device: torch.device) -> list[torch.Tensor | str]:
     """The images of a `pack`ed batch on `device`, its JPEGs decoded there together (nvJPEG
-    on CUDA), in the batch's order."""
+    on CUDA), in the batch's order. One broken JPEG fails the whole call: then each is decoded
+    alone, and one that fails is its decoder's message in its place (a str)."""
     flat, sizes, rest = packed
     jpegs = list(torch.split(flat, sizes)) if sizes else []
-    decoded = iter(decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device) if jpegs else [])
-    return [next(decoded) if image is None else image.to(device) for _, _, image in rest]
+    try:
+        decoded = decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device) if jpegs else []
+    except RuntimeError:
+        decoded = [_decode_alone(jpeg, device) for jpeg in jpegs]
+    it = iter(decoded)
+    return [next(it) if image is None else image.to(device) for _, _, image, _ in rest]
+
+
+def _decode_alone(jpeg: torch.Tensor, device: torch.device) -> torch.Tensor | str:
+    try:
+        return decode_jpeg(jpeg, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError as err:
+        return decode_reason(err)
 
 
 class _Keys(Sampler):
@@ -256,11 +290,23 @@ class TorchTrainLoader(TrainLoaderBase):
         batches = range(start, len(self.plan))
         sizes = self.sizes.sizes(np.array(batches) + epoch * len(self.plan), self.sizes.total)
         self.keys.keys = [(epoch, b, int(size)) for b, size in zip(batches, sizes, strict=True)]
+        items = map(self._checked, self.loader)
         if self.gpu_decode:  # decoded and augmented ahead, on a stream of their own
-            yield from prefetched(self._gpu_batch, iter(self.loader), self.device)
+            yield from prefetched(self._gpu_batch, items, self.device)
             return
-        for images, labels in self.loader:
+        for images, labels in items:
             yield self.normalize(images), labels.to(self.device, non_blocking=True)
+
+    def _checked(self, item):
+        """A worker's batch, its decode failures taken out (and reported)."""
+        *batch, failed = item
+        self.failures.add(failed)
+        if batch[0] is None:
+            raise EnetError(
+                f"every image of a training batch failed to decode (e.g. {failed[0][0]}: "
+                f"{failed[0][1]}); check the data with `enet data check`"
+            )
+        return batch
 
     def _gpu_batch(self, item):
         images, labels = self._gpu_images(*item)
@@ -269,8 +315,17 @@ class TorchTrainLoader(TrainLoaderBase):
     def _gpu_images(self, packed, labels, seed, res):
         """Decode a batch's JPEGs together on the GPU, then crop, resize, flip, augment there."""
         samples = packed[2]
-        boxes, flips = [box for box, _, _ in samples], [flip for _, flip, _ in samples]
-        batch = resized_crops(unpack(packed, self.device), boxes, flips, res)
+        boxes, flips = [s[0] for s in samples], [s[1] for s in samples]
+        images = unpack(packed, self.device)
+        failed = [(samples[i][3], x) for i, x in enumerate(images) if isinstance(x, str)]
+        if failed:  # a JPEG nvJPEG could not decode: left out of the batch, and reported
+            self.failures.add(failed)
+            kept = [i for i, x in enumerate(images) if not isinstance(x, str)]
+            if not kept:
+                raise EnetError(f"every image of a training batch failed to decode ({failed[0]})")
+            boxes, flips, labels = [boxes[i] for i in kept], [flips[i] for i in kept], labels[kept]
+            images = [images[i] for i in kept]
+        batch = resized_crops(images, boxes, flips, res)
         n, m = self.randaugment
         if n > 0:
             batch = rand_augment(batch, n, m, torch.Generator().manual_seed(seed))
@@ -373,9 +428,15 @@ class _EvalBatches(Dataset):
         self.batches, self.res, self.resize_to = batches, res, resize_to
 
     def __getitem__(self, b: int):
-        idx = list(self.batches[b])
-        images = [eval_image(self.files[i], self.res, self.resize_to) for i in idx]
-        return torch.stack(images), torch.from_numpy(self.labels[idx])
+        images, kept, failed = [], [], []
+        for i in self.batches[b]:  # a file that fails to decode is left out, and reported
+            try:
+                images.append(eval_image(self.files[i], self.res, self.resize_to))
+                kept.append(i)
+            except DECODE_ERRORS as err:
+                failed.append((self.files[i], decode_reason(err)))
+        stacked = torch.stack(images) if images else None
+        return stacked, torch.from_numpy(self.labels[kept]), kept, failed
 
 
 class TorchEvalLoader(EvalLoaderBase):
@@ -389,5 +450,9 @@ class TorchEvalLoader(EvalLoaderBase):
         self.loader = _dataloader(dataset, sampler, self.workers, self.device)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for images, labels in self.loader:
+        for images, labels, kept, failed in self.loader:
+            self.failures.add(failed)
+            if images is None:
+                continue
+            self.current = kept
             yield self.normalize(images), labels.to(self.device, non_blocking=True)

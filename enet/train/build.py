@@ -19,7 +19,9 @@ from .init import initialise
 from .optim import build_optimizer
 
 
-def build_data(cfg: Config, env: distributed.DistEnv, res: int):
+def build_data(cfg: Config, env: distributed.DistEnv, res: int, left_out=None):
+    """The run's loaders; a resumed run leaves out the files its start left out (`left_out`,
+    from its checkpoint), so that files found bad since do not change its sample order."""
     d, t = cfg.data, cfg.train
     return build_loaders(
         d.data,
@@ -41,6 +43,7 @@ def build_data(cfg: Config, env: distributed.DistEnv, res: int):
         ramp=(d.ramp_start, d.ramp_end),
         val_pct=d.val_pct,
         split_seed=d.split_seed,
+        left_out=left_out,
     )
 
 

@@ -101,6 +101,7 @@ def save_training_state(
     classes: list[str],
     init: str,
     val_digest: str | None = None,
+    left_out: tuple[str, ...] = (),
     optimizer=None,
     scaler=None,
     loader=None,
@@ -118,6 +119,8 @@ def save_training_state(
         # the validation split's digest (data/datasets.DatasetIndex.val_digest): enet eval
         # checks that a split enet made (data.val_pct) holds the same images
         "val_digest": val_digest,
+        # the files the run's listing left out: a resume leaves out the same (data.build_loaders)
+        "left_out": list(left_out),
     }
     if optimizer is not None:
         loaders, rngs = [loader.state_dict()], [rng_state()]

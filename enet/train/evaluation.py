@@ -47,7 +47,8 @@ def evaluate(
 ) -> EvalResult:
     """One pass over `loader`; sums are reduced over ranks when `env` is distributed.
     `on_batch(done, total)` is called after each batch (progress). `predictions`: also each
-    image's result (the loader's `batches` give the images' places in the split)."""
+    image's result (the loader's `current` gives the images' places in the split: a batch may
+    be short of files that failed to decode)."""
     model.eval()
     n = num_classes
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -72,7 +73,7 @@ def evaluate(
         matrix.index_add_(0, labels * n + top[:, 0], torch.ones_like(labels))
         if predictions:
             p_true = log_probs.gather(1, labels[:, None])[:, 0].exp()
-            kept.append((loader.batches[done - 1], labels, top[:, 0], p_true))
+            kept.append((loader.current, labels, top[:, 0], p_true))
         if on_batch is not None:
             on_batch(done, len(loader))
     elapsed = time.perf_counter() - start

@@ -169,7 +169,8 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
     use_fast_cuda_kernels(env.device)
     retain_on_cpu(env.device, cfg.train.retain_cpu_memory)  # before the loaders' workers start
     res = resolve_resolution(cfg)
-    train_loader, val_loader, classes = build_data(cfg, env, res)
+    train_loader, val_loader, classes = build_data(cfg, env, res, ckpt and ckpt.get("left_out"))
+    train_loader.failures.warn = val_loader.failures.warn = reporter.print
     # a model that cannot take res x res inputs (a ViT's fixed size): one line, before training
     get_model_info(cfg.model.name).gflops(res, len(classes), **model_options(cfg))
     if ckpt is not None and list(ckpt["classes"]) != classes:
@@ -207,9 +208,7 @@ def _setup(cfg: Config, env: distributed.DistEnv, console: Console | None) -> Ru
     reporter.print(
         f"{cfg.model.name}: {params:,} parameters, {len(classes)} classes, "
         f"{res}px{zoo_defaults_note(cfg)}, {precision} ({precision_reason}), "
-        f"{env.world_size} rank(s) on "
-        f"{env.device.type}; loader "
-        f"{train_loader.backend_note}"
+        f"{env.world_size} rank(s) on {env.device.type}; loader {train_loader.backend_note}"
         + (f"; skipped {train_loader.skipped} unreadable files" if train_loader.skipped else "")
         + (f"; {val_loader.split_note}" if val_loader.split_note else "")
         + (f"; resuming at step {run.pos.step}" if ckpt is not None else ""),
@@ -297,10 +296,10 @@ def _extend(run: Run, ckpt: dict) -> None:
 def save(run: Run, path: Path, full: bool = True) -> None:
     """last.pt (full: all a resume needs) or best.pt (`full=False`: what evaluation needs)."""
     extra = dict(optimizer=run.optimizer, scaler=run.scaler, loader=run.train_loader)
+    data = dict(val_digest=run.val_loader.val_digest, left_out=run.train_loader.listing_skipped)
     save_training_state(
         path, model=run.raw_model, ema=run.ema, pos=run.pos, env=run.env, cfg=run.cfg,
-        classes=run.classes, init=run.init, val_digest=run.val_loader.val_digest,
-        **(extra if full else {}),
+        classes=run.classes, init=run.init, **data, **(extra if full else {}),
     )  # fmt: skip
 
 
@@ -540,7 +539,7 @@ def _finish(run: Run) -> dict:
         last = records[-1]
     summary = summarise(
         cfg, pos, last, run.out.read_metrics(), model=run.raw_model, classes=len(run.classes),
-        res=run.res, precision=run.precision, env=env, loader=run.train_loader.backend,
+        res=run.res, precision=run.precision, env=env, loaders=(run.train_loader, run.val_loader),
         ranks_in_sync=distributed.ranks_in_sync(run.raw_model, env),
         peak_memory=run.memory.peak(), init=run.init,
     ).to_dict()  # fmt: skip

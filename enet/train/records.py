@@ -86,6 +86,10 @@ class Summary:
     precision: str
     world_size: int
     loader: str
+    # files left out: at listing (header check, `enet data check`'s findings) and, on this
+    # rank, those that failed to decode during the run (skipped, and recorded for later runs)
+    skipped_files: int
+    decode_failures: list[str]
     ranks_in_sync: bool
     seed: int
     init: str  # the initial weights: random, torchvision's, or a file
@@ -105,13 +109,14 @@ def summarise(
     res: int,
     precision: str,
     env: DistEnv,
-    loader: str,
+    loaders: tuple,
     ranks_in_sync: bool,
     peak_memory: int,
     init: str,
 ) -> Summary:
     """The summary of a finished run from its last epoch record and every record so far."""
     cuda = env.device.type == "cuda"
+    failed = sorted(set(loaders[0].failures.files) | set(loaders[1].failures.files))
     return Summary(
         status="finished",
         model=cfg.model.name,
@@ -140,7 +145,9 @@ def summarise(
         peak_torch_memory_bytes=torch.cuda.max_memory_allocated(env.device) if cuda else None,
         precision=precision,
         world_size=env.world_size,
-        loader=loader,
+        loader=loaders[0].backend,
+        skipped_files=loaders[0].skipped + len(failed),
+        decode_failures=failed,
         ranks_in_sync=ranks_in_sync,
         seed=cfg.train.seed,
         init=init,
