@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,28 +116,47 @@ def _read_json(path: Path) -> dict:
 FileStat = tuple[str, int, int]  # path, size in bytes, mtime in ns
 
 
-def quick_check_cached(root: Path, files: Iterable[FileStat]) -> dict[str, str]:
-    """Quick problems of `files` (path -> reason), reusing results for unchanged files."""
-    cache_path = _cache_file(root, "quick")
-    cached = _read_json(cache_path).get("files", {})
+def _digest(files: Iterable[FileStat]) -> str:
+    h = hashlib.sha256()
+    for path, size, mtime in files:
+        h.update(f"{path}\0{size}\0{mtime}\n".encode())
+    return h.hexdigest()
+
+
+def quick_check_cached(root: Path, files: Callable[[], Iterable[FileStat]]) -> dict[str, str]:
+    """Quick problems of the files `files()` yields (path -> reason; it is called once per
+    pass, so that no copy of an ImageNet-sized list is held), reusing results for unchanged
+    files.
+
+    Two cache files: a small one with a digest of every (path, size, mtime) and the problems
+    found, read first; when the digest matches (nothing changed: the usual case), that is all,
+    so an ImageNet-sized listing does not load a per-file table (scripts/bench_listing.py);
+    otherwise the per-file table tells which files need their bytes read again."""
+    summary_path, table_path = _cache_file(root, "quick"), _cache_file(root, "quick-files")
+    digest = _digest(files())
+    summary = _read_json(summary_path)
+    if summary.get("digest") == digest:
+        return dict(summary.get("problems", {}))
+    cached = _read_json(table_path).get("files", {})
     results: dict[str, list] = {}
     problems: dict[str, str] = {}
-    changed = False
-    for path, size, mtime in files:
+    for path, size, mtime in files():
         entry = cached.get(path)
         if entry is not None and entry[0] == size and entry[1] == mtime:
             reason = entry[2]
         else:
             reason = quick_problem(path, size)
-            changed = True
         results[path] = [size, mtime, reason]
         if reason:
             problems[path] = reason
-    if changed or len(results) != len(cached):
-        try:
-            write_json_atomic(cache_path, {"root": str(root.resolve()), "files": results})
-        except OSError:
-            pass  # a read-only cache only costs the re-check next time
+    del cached
+    try:
+        write_json_atomic(table_path, {"root": str(root.resolve()), "files": results})
+        write_json_atomic(
+            summary_path, {"root": str(root.resolve()), "digest": digest, "problems": problems}
+        )
+    except OSError:
+        pass  # a read-only cache only costs the re-check next time
     return problems
 
 
@@ -191,10 +210,18 @@ def record_decode_failures(root: Path, failures: dict[str, str]) -> None:
         pass  # a read-only cache: the next run meets the file again, and skips it again
 
 
-def known_decode_problems(root: Path, stats: dict[str, tuple[int, int]]) -> dict[str, str]:
-    """Problems found by an earlier `enet data check`, for files unchanged since then."""
+def known_decode_problems(root: Path, files: Iterable[FileStat]) -> dict[str, str]:
+    """Problems found by an earlier `enet data check` or run, for files unchanged since then."""
+    found = {
+        e["path"]: e
+        for e in _read_json(_cache_file(root, "decode")).get("files", [])
+        if e.get("problem")
+    }
+    if not found:
+        return {}
     out = {}
-    for e in _read_json(_cache_file(root, "decode")).get("files", []):
-        if e.get("problem") and stats.get(e["path"]) == (e["size"], e["mtime_ns"]):
-            out[e["path"]] = e["problem"]
+    for path, size, mtime in files:
+        e = found.get(path)
+        if e is not None and (e["size"], e["mtime_ns"]) == (size, mtime):
+            out[path] = e["problem"]
     return out

@@ -10,6 +10,7 @@ case; other files are counted and ignored.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -239,9 +240,12 @@ def index_dataset(
     if left_out is not None:
         skipped = dict.fromkeys(left_out, "left out when the run started")
     elif check:
-        stats = [(p, size, mtime) for p, _, size, mtime in train + val]
+
+        def stats():  # (path, size, mtime) of every file, again for each pass (no copy held)
+            return ((p, size, mtime) for p, _, size, mtime in itertools.chain(train, val))
+
         skipped.update(checks.quick_check_cached(root, stats))
-        skipped.update(checks.known_decode_problems(root, {p: (s, m) for p, s, m in stats}))
+        skipped.update(checks.known_decode_problems(root, stats()))
 
     def split(entries) -> Split:
         kept = [(p, label) for p, label, _, _ in entries if p not in skipped]
