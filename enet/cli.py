@@ -467,6 +467,46 @@ def data_info_cmd(
     )
 
 
+@data_app.command("shard")
+def data_shard_cmd(
+    data: Annotated[str, typer.Argument(help="A dataset: folder, label file or name.")],
+    out: Annotated[str, typer.Argument(help="A new folder for the shards and shards.json.")],
+    shard_size: Annotated[str, typer.Option(help="About this many bytes a shard.")] = "256MB",
+    seed: Annotated[int, typer.Option(help="Shuffles the training samples.")] = 0,
+    val_pct: Annotated[
+        float | None, typer.Option(help="Data without a validation split: hold this out.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Write DATA as WebDataset tar shards (train shuffled, val in order) with an index;
+    atomic: an interrupted run leaves no OUT. Needs the extra: pip install 'enet[webdataset]'."""
+    try:
+        import webdataset  # noqa: F401
+    except ImportError:
+        raise EnetError(
+            "enet data shard needs webdataset: pip install 'enet[webdataset]'"
+        ) from None
+    from .data.shards import describe, parse_size, write_shards
+
+    if val_pct is not None and not 0 < val_pct < 1:
+        raise EnetError(f"--val-pct must be in (0, 1), got {val_pct}")
+    report = describe(
+        write_shards(data, out, shard_size=parse_size(shard_size), seed=seed, val_pct=val_pct)
+    )
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    parts = [
+        f"{s['samples']:,} {name} samples in {s['shards']} shard(s), {s['bytes'] / 1e6:.1f} MB"
+        for name, s in report["splits"].items()
+    ]
+    console.print(
+        f"wrote {out}: {'; '.join(parts)}; {report['classes']} classes; index {report['index']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @data_app.command("check")
 def data_check_cmd(
     data: Annotated[str, typer.Argument(help="A folder with train/ and val/, or a dataset name.")],

@@ -219,6 +219,11 @@ def index_dataset(
     without a validation split needs `val_pct`: a seeded, stratified split (labels.split_by_pct).
     `left_out`: leave out exactly these files instead of checking (a resumed run's own list)."""
     root = Path(root)
+    if (root / "shards.json").is_file():
+        raise EnetError(
+            f"{root} is a WebDataset shard set (enet data shard); training and evaluating from "
+            "shards is not built yet: pass the data it was made from"
+        )
     if root.is_file():
         classes, train, val, ignored = labels.read_label_file(root)
     else:
