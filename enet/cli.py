@@ -486,7 +486,8 @@ def data_shard_cmd(
         raise EnetError(
             "enet data shard needs webdataset: pip install 'enet[webdataset]'"
         ) from None
-    from .data.shards import describe, parse_size, write_shards
+    from .data.shard_writer import describe, write_shards
+    from .data.shards import parse_size
 
     if val_pct is not None and not 0 < val_pct < 1:
         raise EnetError(f"--val-pct must be in (0, 1), got {val_pct}")

@@ -1,18 +1,25 @@
-"""`enet data shard` (issue 31, item 3: the writer): WebDataset shards that the webdataset
-library reads back sample for sample, an index, reproducible bytes, and atomic writing."""
+"""`enet data shard` and `--data SHARDS` (issue 31, item 3): WebDataset shards that the
+webdataset library reads back sample for sample, reproducible and atomic; both loaders read them
+(the same validation images as the folder, exact resume, DDP over gloo); bad shard sets are one
+line."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import shutil
 import tarfile
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import run_enet
 from datasets_util import solid_dataset
 
+from enet.data import build_eval_loader, build_loaders
 from enet.data.datasets import MINI, index_dataset
-from enet.data.shards import parse_size, write_shards
+from enet.data.shard_writer import write_shards
+from enet.data.shards import parse_size
 from enet.errors import EnetError
 
 wds = pytest.importorskip("webdataset")  # a dev dependency: make install brings it
@@ -66,8 +73,6 @@ def test_shard_errors_and_atomic_writing(tmp_path, monkeypatch):
     bad_size = run_enet("data", "shard", "mini", str(tmp_path / "t"), "--shard-size", "big")
     assert bad_size.returncode == 2 and "give a size such as 256MB" in bad_size.stderr
     assert parse_size("1GB") == 10**9 and parse_size("2MiB") == 2 * 2**20
-    training = run_enet("train", "--data", str(tmp_path / "u"), "--epochs", "1")
-    assert training.returncode == 2
     # a failure part-way (a file vanishes after the listing) leaves neither OUT nor a partial set
     root = solid_dataset(tmp_path / "d", n_train=3, n_val=1)
     real_read = Path.read_bytes
@@ -87,7 +92,76 @@ def test_shard_errors_and_atomic_writing(tmp_path, monkeypatch):
     (tmp_path / ".w.partial-99999").mkdir()  # what a killed run leaves: the next removes it
     write_shards(str(root), tmp_path / "w", shard_size=10_000)
     assert not list(tmp_path.glob(".w.partial-*"))
-    trains = run_enet("train", "--data", str(tmp_path / "w"), "--epochs", "1")
-    assert trains.returncode == 2 and "shard set" in trains.stderr
     with pytest.raises(EnetError, match="exists"):
         write_shards(str(root), tmp_path / "w", shard_size=10_000)
+
+
+@pytest.fixture(scope="module")
+def shard_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shards") / "mini-wds"
+    write_shards("mini", out, shard_size=300_000)
+    return out
+
+
+@pytest.mark.parametrize("backend", ["torch", "dali"])
+def test_both_loaders_read_shards_and_resume_exactly(shard_set, backend):
+    if backend == "dali":
+        pytest.importorskip("nvidia.dali")
+    options = dict(loader=backend, workers=1, randaugment=(0, 9))
+    train, val, classes = build_loaders(shard_set, 32, 16, **options)
+    folder_val, folder_classes = build_eval_loader(MINI, 32, 16, loader=backend, workers=1)
+    assert classes == folder_classes
+    for (x, y), (fx, fy) in zip(val, folder_val, strict=True):  # val: the folder's order
+        assert torch.equal(x, fx) and torch.equal(y, fy)
+    batches = [(x.clone(), y.clone()) for x, y in train]
+    assert sum(len(y) for _, y in batches) == train.num_samples == 240
+    again, _, _ = build_loaders(shard_set, 32, 16, **options)
+    again.load_state_dict(_state_at(shard_set, 4, options))  # as a resumed run's loader
+    for (x, y), (x2, y2) in zip(batches[4:], again, strict=True):
+        assert torch.equal(x, x2) and torch.equal(y, y2)
+
+
+def _state_at(shard_set, batch: int, options: dict) -> dict:
+    """A loader's state after `batch` batches (DALI's holds its pipeline's checkpoint)."""
+    loader, _, _ = build_loaders(shard_set, 32, 16, **options)
+    for i, _ in enumerate(loader, 1):
+        if i == batch:
+            return loader.state_dict()
+    raise AssertionError("too few batches")
+
+
+def test_ddp_over_gloo_trains_from_shards(shard_set, tmp_path):
+    out = tmp_path / "ddp"
+    proc = run_enet("train", "--nproc-per-node", "2", "--model", "xresnet18", "--data",
+                    str(shard_set), "--res", "16", "--batch-size", "16", "--epochs", "1",
+                    "--device", "cpu", "--out", str(out), "--set", "data.workers=0",
+                    timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["ranks_in_sync"] is True
+    assert summary["steps"] == 240 // 2 // 16
+    rows = gzip.decompress((out / "predictions.csv.gz").read_bytes()).decode().splitlines()
+    assert len(rows) == 101 and rows[1].split(",")[1] == "n01440764/n01440764_10740.JPEG"
+
+
+def test_bad_shard_sets_are_one_line(shard_set, tmp_path):
+    def broken(name, change):
+        copy = tmp_path / name
+        shutil.copytree(shard_set, copy)
+        change(copy)
+        with pytest.raises(EnetError) as err:
+            index_dataset(copy)
+        return str(err.value)
+
+    def truncate(p):
+        tar = p / "train-000000.tar"
+        tar.write_bytes(tar.read_bytes()[:5000])
+
+    assert "holds 5000 bytes, its index says" in broken("t", truncate)
+    assert "holds 0 bytes" in broken("e", lambda p: (p / "val-000000.tar").write_bytes(b""))
+    assert "not an enet shard index" in broken(
+        "f", lambda p: (p / "shards.json").write_text('{"format": "other"}')
+    )
+    assert "No such file" in broken("m", lambda p: (p / "train-000001.tar.idx").unlink())
+    with pytest.raises(EnetError, match="has its validation split"):
+        index_dataset(shard_set, val_pct=0.2)

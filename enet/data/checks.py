@@ -181,6 +181,19 @@ def save_decode_findings(root: Path, findings: list[Finding]) -> Path:
     return path
 
 
+def _size_and_time(file: str) -> tuple[int, int]:
+    """A file's size and mtime as the listing records them (a shard member: its size, its
+    tar's time); -1, -1 when it is gone."""
+    from .shards import MEMBER  # (no cycle: shards imports nothing of enet.data)
+
+    m = MEMBER.match(file)
+    try:
+        st = os.stat(m.group(1) if m else file)
+    except OSError:
+        return -1, -1
+    return (int(m.group(3)) if m else st.st_size), st.st_mtime_ns
+
+
 def record_decode_failures(root: Path, failures: dict[str, str]) -> None:
     """Files that failed to decode during a run, merged into the decode cache (as `enet data
     check`'s findings are kept), so that the next run's listing leaves them out. Ranks of one
@@ -195,12 +208,12 @@ def record_decode_failures(root: Path, failures: dict[str, str]) -> None:
             data = _read_json(path)
             entries = [e for e in data.get("files", []) if e.get("path") not in failures]
             for file, reason in failures.items():
-                st = os.stat(file) if os.path.exists(file) else None
+                size, mtime = _size_and_time(file)
                 entries.append(
                     dict(
                         path=file,
-                        size=st.st_size if st else -1,
-                        mtime_ns=st.st_mtime_ns if st else -1,
+                        size=size,
+                        mtime_ns=mtime,
                         problem=f"failed to decode during a run: {reason}",
                         note=None,
                     )

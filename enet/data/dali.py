@@ -34,10 +34,11 @@ from .common import (
 )
 from .datasets import Split
 from .randaugment import rand_augment
+from .shards import read_encoded
 
 
 def _read(path: str) -> np.ndarray:
-    return np.fromfile(path, dtype=np.uint8)
+    return read_encoded(path)  # a file, or a shard member (data/shards.py)
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ case; other files are counted and ignored.
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -19,7 +20,7 @@ from pathlib import Path
 from rich.progress import Progress
 
 from ..errors import EnetError
-from . import checks, labels
+from . import checks, labels, shards
 from .download import download_dataset
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
@@ -219,12 +220,12 @@ def index_dataset(
     without a validation split needs `val_pct`: a seeded, stratified split (labels.split_by_pct).
     `left_out`: leave out exactly these files instead of checking (a resumed run's own list)."""
     root = Path(root)
-    if (root / "shards.json").is_file():
-        raise EnetError(
-            f"{root} is a WebDataset shard set (enet data shard); training and evaluating from "
-            "shards is not built yet: pass the data it was made from"
-        )
-    if root.is_file():
+    shard_set = shards.is_shard_set(root)
+    if shard_set:  # checked when written: only a run's decode findings apply
+        (classes, train, val), ignored = shards.read_shard_set(root), 0
+        if val_pct is not None:
+            raise EnetError(f"data.val_pct: the shard set {root} has its validation split")
+    elif root.is_file():
         classes, train, val, ignored = labels.read_label_file(root)
     else:
         classes, train, val, ignored = _list_folders(root, val_pct)
@@ -249,7 +250,8 @@ def index_dataset(
         def stats():  # (path, size, mtime) of every file, again for each pass (no copy held)
             return ((p, size, mtime) for p, _, size, mtime in itertools.chain(train, val))
 
-        skipped.update(checks.quick_check_cached(root, stats))
+        if not shard_set:
+            skipped.update(checks.quick_check_cached(root, stats))
         skipped.update(checks.known_decode_problems(root, stats()))
 
     def split(entries) -> Split:
@@ -307,9 +309,11 @@ def dataset_info(index: DatasetIndex) -> dict:
     sizes = []
     total_bytes = 0
     for path in index.train.files + index.val.files:
-        total_bytes += os.path.getsize(path)
+        member = shards.is_member(path)
+        encoded = shards.read_encoded(path) if member else None
+        total_bytes += len(encoded) if member else os.path.getsize(path)
         try:
-            with Image.open(path) as im:
+            with Image.open(io.BytesIO(encoded) if member else path) as im:
                 sizes.append(im.size)
         except OSError:
             continue

@@ -1,36 +1,30 @@
-"""`enet data shard DATA OUT`: a dataset as WebDataset tar shards (issue 31, item 3: the writer).
+"""Reading a shard set that `enet data shard` wrote (data/shard_writer.py): its index, and each
+sample's image by its place in its tar.
 
-Any layout enet reads (class folders, a label file, a held-out split) becomes OUT/train-NNNNNN.tar
-(samples shuffled by a seed) and OUT/val-NNNNNN.tar (in the split's order), each about
---shard-size bytes, written by the `webdataset` library's TarWriter in its conventions: per
-sample `__key__`, the image as `jpg` or `png`, the class id as `cls`, and the source path as
-`path.txt`; so `webdataset.WebDataset`, timm's `wds/` datasets and DALI's
-`fn.readers.webdataset` read them as they are. OUT/shards.json indexes them: classes, and per
-split each shard's file, samples and bytes. The set is written into a hidden folder beside OUT
-and renamed into place at the end: a failed or interrupted run leaves no OUT (and the next run
-removes what an interrupted one left).
-
-Training and evaluating from shards (`--data OUT`) is not built yet: such a folder is refused
-with one line.
+A sample is named `SHARD.tar::OFFSET+SIZE/SOURCE-PATH`: the image's bytes lie at OFFSET in
+SHARD.tar (its NAME.tar.idx says where), and SOURCE-PATH (class folder and file, as it was) keeps
+predictions.csv and the reports readable. Both loaders read such a name with `read_encoded`, so
+everything downstream of the listing holds as for image folders: enet's sample order and its
+bit-exact resume, DDP sharding by rank, bad-file handling. The shards are read by random
+access, not streamed: a file system holds a few large files instead of millions of small ones
+(what shards are for on a cluster's network storage), at the cost of sequential reads; remote
+shard URLs (https://, pipe:) need streaming and are not supported.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import EnetError
-from ..fileio import write_json_atomic
-from .checks import PNG_MAGIC
-from .datasets import index_dataset, resolve_data
 
 INDEX = "shards.json"
 FORMAT = "enet-shards/1"
+MEMBER = re.compile(r"^(.*\.tar)::(\d+)\+(\d+)/")
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20,
           "GIB": 2**30}  # fmt: skip
 
@@ -48,110 +42,69 @@ def is_shard_set(path: Path) -> bool:
     return (path / INDEX).is_file()
 
 
-@dataclass(frozen=True)
-class ShardReport:
-    out: Path
-    classes: int
-    splits: dict  # split -> {"shards": n, "samples": n, "bytes": n}
+def read_encoded(path: str) -> np.ndarray:
+    """A file's bytes as uint8, or a shard member's (`SHARD.tar::OFFSET+SIZE/...`)."""
+    m = MEMBER.match(path)
+    if m is None:
+        return np.fromfile(path, dtype=np.uint8)
+    tar, offset, size = m.group(1), int(m.group(2)), int(m.group(3))
+    with open(tar, "rb") as f:
+        f.seek(offset)
+        data = f.read(size)
+    if len(data) != size:
+        raise OSError(f"{tar} is truncated: {size} bytes at {offset} expected, {len(data)} there")
+    return np.frombuffer(data, dtype=np.uint8)
 
 
-def write_shards(
-    data: str,
-    out: str | os.PathLike,
-    *,
-    shard_size: int,
-    seed: int = 0,
-    val_pct: float | None = None,
-    split_seed: int = 0,
-) -> ShardReport:
-    """Write DATA's readable images as shards into OUT (which must not exist)."""
-    import webdataset as wds  # the optional extra enet[webdataset]
+def is_member(path: str) -> bool:
+    return MEMBER.match(path) is not None
 
-    out = Path(out)
-    if out.exists():
-        raise EnetError(f"{out} exists; enet data shard writes a new folder (remove it first)")
-    index = index_dataset(resolve_data(data), val_pct=val_pct, split_seed=split_seed)
-    base = index.root.parent if index.root.is_file() else index.root
-    for stale in out.parent.glob(f".{out.name}.partial-*"):
-        shutil.rmtree(stale, ignore_errors=True)  # left by an interrupted run
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    tmp.mkdir(parents=True)
+
+def read_shard_set(root: Path):
+    """-> (classes, train entries, val entries): (name, label, size, the tar's mtime) per sample,
+    in the shards' order. A missing, empty or truncated shard, an index of another format, or a
+    member index that does not match its shard: one line."""
     try:
-        splits = {}
-        for name, split in (("train", index.train), ("val", index.val)):
-            order = range(len(split))
-            if name == "train":
-                order = np.random.default_rng(seed).permutation(len(split))
-            splits[name] = _write_split(wds, tmp, name, split, order, shard_size, base)
-        record = dict(
-            format=FORMAT,
-            source=str(index.root),
-            classes=list(index.classes),
-            seed=seed,
-            split_note=index.split_note,
-            skipped=len(index.skipped),
-            splits=splits,
+        index = json.loads((root / INDEX).read_text())
+    except (OSError, ValueError) as err:
+        raise EnetError(f"--data {root}: {INDEX} unreadable ({err})") from None
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        raise EnetError(
+            f"--data {root}: {INDEX} is not an enet shard index (format {FORMAT}); write the "
+            "shards with enet data shard"
         )
-        write_json_atomic(tmp / INDEX, record)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return ShardReport(
-        out,
-        len(index.classes),
-        {
-            k: dict(
-                shards=len(v),
-                samples=sum(s["samples"] for s in v),
-                bytes=sum(s["bytes"] for s in v),
-            )
-            for k, v in splits.items()
-        },
-    )
+    classes = tuple(index["classes"])
+    splits = {}
+    for split in ("train", "val"):
+        entries = []
+        for shard in index["splits"].get(split, []):
+            entries += _members(root, shard, len(classes))
+        splits[split] = entries
+    return classes, splits["train"], splits["val"]
 
 
-def _write_split(wds, folder: Path, name: str, split, order, shard_size: int, base: Path):
-    """Samples in `order` into NAME-000000.tar, NAME-000001.tar, ... each closed once it holds
-    shard_size bytes (so about that size, a sample over at most); -> [{file, samples, bytes}].
-    Members get a fixed time, so the same data and seed give the same bytes."""
-    shards: list[dict] = []
-    writer = stream = None
-    for key, i in enumerate(order):
-        path = split.files[i]
-        data = Path(path).read_bytes()
-        if writer is None or stream.tell() >= shard_size:
-            if writer is not None:
-                writer.close()
-                stream.close()
-            shards.append(dict(file=f"{name}-{len(shards):06d}.tar", samples=0))
-            stream = open(folder / shards[-1]["file"], "wb")  # noqa: SIM115 (closed above/below)
-            writer = wds.TarWriter(stream, mtime=0)
-        ext = "png" if data.startswith(PNG_MAGIC) else "jpg"
-        writer.write(
-            {
-                "__key__": f"{key:09d}",
-                ext: data,
-                "cls": str(split.labels[i]),
-                "path.txt": os.path.relpath(path, base),
-            }
+def _members(root: Path, shard: dict, num_classes: int) -> list:
+    tar = root / shard["file"]
+    try:
+        st = os.stat(tar)
+        lines = Path(f"{tar}.idx").read_text().splitlines()
+    except OSError as err:
+        raise EnetError(f"--data {root}: shard {shard['file']}: {err.strerror}") from None
+    if st.st_size == 0 or st.st_size != shard.get("bytes", st.st_size):
+        raise EnetError(
+            f"--data {root}: shard {shard['file']} holds {st.st_size} bytes, its index says "
+            f"{shard.get('bytes')} (truncated or replaced?)"
         )
-        shards[-1]["samples"] += 1
-    if writer is not None:
-        writer.close()
-        stream.close()
-    for shard in shards:
-        shard["bytes"] = (folder / shard["file"]).stat().st_size
-    return shards
-
-
-def describe(report: ShardReport) -> dict:
-    return dict(
-        out=str(report.out),
-        classes=report.classes,
-        splits=report.splits,
-        index=str(report.out / INDEX),
-    )
-
-
-__all__ = ["FORMAT", "INDEX", "describe", "is_shard_set", "parse_size", "write_shards"]
+    if len(lines) != shard["samples"]:
+        raise EnetError(
+            f"--data {root}: {shard['file']}.idx lists {len(lines)} samples, shards.json "
+            f"{shard['samples']}"
+        )
+    entries = []
+    for line in lines:
+        offset, size, label, source = line.split(" ", 3)
+        offset, size, label = int(offset), int(size), int(label)
+        if offset + size > st.st_size or not 0 <= label < num_classes:
+            raise EnetError(f"--data {root}: {shard['file']}.idx does not match its shard")
+        entries.append((f"{tar}::{offset}+{size}/{source}", label, size, st.st_mtime_ns))
+    return entries

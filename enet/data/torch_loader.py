@@ -41,6 +41,7 @@ from .common import (
 )
 from .datasets import Split
 from .randaugment import rand_augment
+from .shards import is_member, read_encoded
 
 RATIO = (3.0 / 4.0, 4.0 / 3.0)
 # torchvision 0.29 deprecates its image decoders in favour of TorchCodec; they still work and are
@@ -125,6 +126,13 @@ def _decode_pillow(encoded: bytes) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
+def _read(path: str) -> torch.Tensor:
+    """A file's bytes (read_file maps it), or a shard member's (data/shards.py)."""
+    if is_member(path):
+        return torch.from_numpy(read_encoded(path).copy())
+    return read_file(path)
+
+
 class _TrainBatches(Dataset):
     """Key (epoch, batch) -> that batch, built whole (uint8 images, int64 labels)."""
 
@@ -169,7 +177,7 @@ class _TrainBatches(Dataset):
         return images, labels, failed
 
     def _load(self, path: str, res: int, rng: np.random.Generator) -> torch.Tensor:
-        image = _decode(read_file(path))
+        image = _decode(_read(path))
         top, left, h, w = train_box(image.shape[1], image.shape[2], self.crop, self.min_scale, rng)
         image = TF.resized_crop(image, top, left, h, w, [res, res], antialias=True)
         return image.flip(-1) if rng.random() < 0.5 else image
@@ -177,11 +185,12 @@ class _TrainBatches(Dataset):
     def _encoded(self, path: str, rng: np.random.Generator):
         """JPEG bytes with their crop box and flip for nvJPEG, or a decoded image: PNGs, and
         JPEGs nvJPEG would get wrong (CMYK or YCCK; an EXIF orientation to apply)."""
-        data = read_file(path)
+        data = _read(path)
         if bytes(data[:3].tolist()) == JPEG_MAGIC:
             from PIL import Image
 
-            with Image.open(path) as im:  # the header alone gives size, mode and EXIF
+            header = io.BytesIO(data.numpy().tobytes()) if is_member(path) else path
+            with Image.open(header) as im:  # the header alone gives size, mode and EXIF
                 width, height = im.size
                 plain = im.mode in ("RGB", "L") and im.getexif().get(0x0112, 1) == 1
             if plain:
@@ -417,7 +426,7 @@ def prefetched(prepare, items: Iterator, device: torch.device, depth: int = 2) -
 def eval_image(path: str, res: int, resize_to: int) -> torch.Tensor:
     """The evaluation transform of one file: decode, shorter side to `resize_to` (antialiased),
     centre crop res x res; uint8 (3, res, res)."""
-    image = TF.resize(_decode(read_file(path)), [resize_to], antialias=True)
+    image = TF.resize(_decode(_read(path)), [resize_to], antialias=True)
     return TF.center_crop(image, [res, res])
 
 
