@@ -138,7 +138,9 @@ def test_a_timm_model_trains_resumes_exactly_evaluates_predicts_exports_and_fine
     args = ["--model", "timm:test_resnet", "--data", str(data), "--res", "32", "--epochs", "2",
             "--batch-size", "8", "--device", "cpu", "--loader", "torch",
             "--set", "data.workers=1", "--set", "model.kwargs.drop_path_rate=0.1",
-            "--set", "train.save_every_steps=4", "--set", "train.log_every_steps=1"]  # fmt: skip
+            "--set", "train.save_every_steps=4", "--set", "train.log_every_steps=1",
+            # the EMA and progressive resizing (16 px, then 32) in the resumed state too
+            "--set", "train.ema_decay=0.9", "--set", "data.min_res=16"]  # fmt: skip
     full = tmp_path / "full"
     first = run_enet("train", *args, "--out", str(full), check=True)
     crop = timm.models.get_pretrained_cfg("test_resnet").crop_pct
@@ -158,8 +160,9 @@ def test_a_timm_model_trains_resumes_exactly_evaluates_predicts_exports_and_fine
     run_enet("train", "--out", str(killed), "--resume", check=True)
     a, b = _final(full), _final(killed)
     assert a["position"]["step"] == b["position"]["step"] == 12
-    for name, tensor in a["model"].items():  # drop-path draws included
-        assert torch.equal(tensor, b["model"][name]), name
+    for key in ("model", "ema"):  # drop-path draws included
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), (key, name)
     saved = yaml.safe_load((full / "config.yaml").read_text())
     assert saved["model"]["kwargs"] == {"drop_path_rate": 0.1}
 
@@ -185,6 +188,10 @@ def test_a_timm_model_trains_resumes_exactly_evaluates_predicts_exports_and_fine
     )
     with torch.no_grad():
         np.testing.assert_allclose(logits, model.eval()(x).numpy(), atol=1e-4, rtol=1e-4)
+    program = tmp_path / "m.pt2"
+    run_enet("export", str(best), "--format", "exported", "--out", str(program), check=True)
+    with torch.no_grad():
+        assert torch.allclose(torch.export.load(str(program)).module()(x), model(x), atol=1e-5)
 
     # fine-tuning onto 2 classes: the backbone carries over, the classifier is replaced
     other = solid_dataset(tmp_path / "d2", n_train=4, n_val=2, classes=("x", "y"))
