@@ -630,6 +630,8 @@ def test_minutes_budget_fits_the_schedule(tmp_path, resizing):
         *resizing,
         "--batch-size",
         "16",
+        "--epochs",
+        "500",
         "--minutes",
         "0.4",
         "--device",
@@ -643,9 +645,11 @@ def test_minutes_budget_fits_the_schedule(tmp_path, resizing):
     pos = _final(out)["position"]
     summary = json.loads((out / "summary.json").read_text())
     assert pos["calibrated"] is True and summary["diverged"] is False
-    # the schedule's length came from measured step times, not from the epoch count
+    # the schedule's length came from measured step times, not from the epoch count (500
+    # epochs of 15 steps: far beyond 0.4 minutes on any CPU; 5 of them once matched a loaded
+    # machine's fit by chance)
     assert pos["total_steps"] == pos["step"] == summary["steps"] > 10
-    assert pos["total_steps"] != 5 * 15
+    assert pos["total_steps"] < 500 * 15
     # Whether it ends on time depends on the machine's load: the arithmetic is tested with a
     # controlled clock (test_budget.py), the wall clock by the slow test below.
 
@@ -739,26 +743,28 @@ def test_divergence_is_judged_against_an_untrained_model_too():
 
 
 def test_a_rank_failing_mid_epoch_ends_the_job_quickly(tmp_path):
-    """One rank meets an undecodable file mid-epoch while its peer waits in a collective: the
-    failing rank aborts its process group instead of waiting with it, so the job ends in
-    seconds (not the 10-minute collective timeout), non-zero, with the error in its output."""
+    """One rank fails mid-epoch while its peer waits in a collective: the failing rank aborts
+    its process group instead of waiting with it, so the job ends in seconds (not the 10-minute
+    collective timeout), non-zero, with the error in its output. The failure: a batch of one
+    image, an undecodable one (a file that fails to decode is skipped from its batch since
+    issue 31; a batch left with no image is an error)."""
     import time
 
-    root = solid_dataset(tmp_path / "d", n_train=24, n_val=2)
+    root = solid_dataset(tmp_path / "d", n_train=8, n_val=2)
     good = (root / "train" / "ant" / "ant0.JPEG").read_bytes()
     # passes the header checks (JPEG start and end markers), fails to decode
     (root / "train" / "ant" / "ant5.JPEG").write_bytes(good[:4] + b"\0" * 600 + good[-2:])
     start = time.monotonic()
     proc = run_enet(
         "train", "--nproc-per-node", "2", "--model", "xresnet18", "--data", str(root),
-        "--res", "32", "--batch-size", "4", "--epochs", "1", "--device", "cpu", "--loader",
+        "--res", "64", "--batch-size", "1", "--epochs", "1", "--device", "cpu", "--loader",
         "torch", "--out", str(tmp_path / "run"), "--set", "data.workers=0",
         timeout=300,
     )  # fmt: skip
     elapsed = time.monotonic() - start
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert elapsed < 120, f"the job took {elapsed:.0f} s to end"
-    assert "Error" in proc.stdout + proc.stderr
+    assert "every image of a training batch failed to decode" in proc.stdout + proc.stderr
 
 
 def test_sigusr1_saves_exits_for_requeue_and_resumes_exactly(tmp_path):
