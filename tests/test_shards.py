@@ -6,9 +6,12 @@ line."""
 from __future__ import annotations
 
 import gzip
+import http.server
 import json
+import re
 import shutil
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -165,3 +168,73 @@ def test_bad_shard_sets_are_one_line(shard_set, tmp_path):
     assert "No such file" in broken("m", lambda p: (p / "train-000001.tar.idx").unlink())
     with pytest.raises(EnetError, match="has its validation split"):
         index_dataset(shard_set, val_pct=0.2)
+
+
+@pytest.fixture
+def served(shard_set):
+    """The shard set over HTTP from a local server that answers HEAD and range requests, as
+    object stores and web servers do; -> (its URL, the paths it was asked for)."""
+    asked = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _file(self):
+            name = self.path.rsplit("/", 1)[-1]
+            asked.append(name)
+            path = shard_set / name
+            return path if path.is_file() else None
+
+        def do_HEAD(self):  # noqa: N802 (the standard library's name)
+            path = self._file()
+            self.send_response(200 if path else 404)
+            self.send_header("Content-Length", str(path.stat().st_size if path else 0))
+            self.end_headers()
+
+        def do_GET(self):  # noqa: N802
+            path = self._file()
+            if path is None:
+                self.send_error(404)
+                return
+            data = path.read_bytes()
+            ranged = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
+            if ranged:
+                start, end = int(ranged.group(1)), int(ranged.group(2))
+                data = data[start : end + 1]
+            self.send_response(206 if ranged else 200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/mini-wds/", asked
+    httpd.shutdown()
+
+
+def test_a_shard_set_over_http_trains_as_the_local_one(served, shard_set, tmp_path):
+    url, asked = served
+    remote = index_dataset(url)
+    local = index_dataset(shard_set)
+    assert remote.classes == local.classes and remote.train.labels == local.train.labels
+    # the same members (offset, size, source) of the same shards, served instead of local
+    assert [f.split("::")[1] for f in remote.val.files] == [
+        f.split("::")[1] for f in local.val.files
+    ]
+    val, _ = build_eval_loader(url, 32, 16, loader="torch", workers=1)
+    local_val, _ = build_eval_loader(shard_set, 32, 16, loader="torch", workers=1)
+    for (x, y), (lx, ly) in zip(val, local_val, strict=True):  # each image by a range request
+        assert torch.equal(x, lx) and torch.equal(y, ly)
+    assert "val-000000.tar" in asked and "shards.json" in asked
+    out = tmp_path / "run"
+    run_enet("train", "--model", "xresnet18", "--data", url, "--res", "16", "--epochs", "1",
+             "--batch-size", "32", "--device", "cpu", "--out", str(out),
+             "--set", "data.workers=1", check=True)  # fmt: skip
+    assert json.loads((out / "summary.json").read_text())["data"] == url
+    gone = run_enet("train", "--data", "http://127.0.0.1:9/none/", "--epochs", "1", "--out",
+                    str(tmp_path / "x"))  # fmt: skip
+    assert gone.returncode == 2 and "cannot read http://127.0.0.1:9/none/shards.json" in (
+        gone.stderr
+    )

@@ -92,19 +92,21 @@ def is_data_source(data: str) -> bool:
     """A dataset name, a folder, or a label file (.csv, .tsv): what --data may name."""
     path = Path(data).expanduser()
     is_label_file = path.is_file() and path.suffix.lower() in labels.LABEL_FILES
-    return is_dataset_name(data) or path.is_dir() or is_label_file
+    return is_dataset_name(data) or path.is_dir() or is_label_file or shards.is_url(data)
 
 
 def check_data_present(data: str, command: str) -> None:
     """A run's stored data folder is still there (else one line: give --data)."""
-    if not is_dataset_name(data) and not Path(data).expanduser().exists():
+    if not (is_dataset_name(data) or shards.is_url(data) or Path(data).expanduser().exists()):
         raise EnetError(
             f"{command}: the run's data {data} is not there (moved, or another machine?); "
             "give --data PATH"
         )
 
 
-def resolve_data(data: str | os.PathLike, *, download: bool = True, quiet: bool = False) -> Path:
+def resolve_data(
+    data: str | os.PathLike, *, download: bool = True, quiet: bool = False
+) -> Path | str:
     """A dataset name or a folder -> the local folder holding train/ and val/."""
     text = str(data)
     if text == "mini":
@@ -118,6 +120,8 @@ def resolve_data(data: str | os.PathLike, *, download: bool = True, quiet: bool 
                 f"dataset {text!r} is not downloaded yet; run `enet data download {text}`"
             )
         return download_dataset(dataset_url(text), NAMED_DATASETS[text].md5s, target, quiet=quiet)
+    if shards.is_url(text):
+        return text  # a shard set served over HTTP(S) (data/shards.py)
     path = Path(text).expanduser()
     if not path.exists():
         names = ", ".join(["mini", *NAMED_DATASETS])
@@ -219,16 +223,16 @@ def index_dataset(
     (ROOT/<class>/ or ROOT/train/<class>/ alone), or a label file (labels.LABEL_FILES). Data
     without a validation split needs `val_pct`: a seeded, stratified split (labels.split_by_pct).
     `left_out`: leave out exactly these files instead of checking (a resumed run's own list)."""
-    root = Path(root)
     shard_set = shards.is_shard_set(root)
     if shard_set:  # checked when written: only a run's decode findings apply
-        (classes, train, val), ignored = shards.read_shard_set(root), 0
         if val_pct is not None:
             raise EnetError(f"data.val_pct: the shard set {root} has its validation split")
-    elif root.is_file():
-        classes, train, val, ignored = labels.read_label_file(root)
+        (classes, train, val), ignored = shards.read_shard_set(root), 0
+    elif Path(root).is_file():
+        classes, train, val, ignored = labels.read_label_file(Path(root))
     else:
-        classes, train, val, ignored = _list_folders(root, val_pct)
+        classes, train, val, ignored = _list_folders(Path(root), val_pct)
+    root = Path(root)  # (a shard set's URL: from here on only the check cache's key)
     split_note = ""
     if val is None:
         if val_pct is None:

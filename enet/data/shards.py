@@ -7,8 +7,9 @@ predictions.csv and the reports readable. Both loaders read such a name with `re
 everything downstream of the listing holds as for image folders: enet's sample order and its
 bit-exact resume, DDP sharding by rank, bad-file handling. The shards are read by random
 access, not streamed: a file system holds a few large files instead of millions of small ones
-(what shards are for on a cluster's network storage), at the cost of sequential reads; remote
-shard URLs (https://, pipe:) need streaming and are not supported.
+(what shards are for on a cluster's network storage), at the cost of sequential reads. A shard
+set served over HTTP(S) (`--data https://host/path/`) is read the same way, each image by an
+HTTP range request; `pipe:` URLs cannot seek and are not supported.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +41,49 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[unit])
 
 
-def is_shard_set(path: Path) -> bool:
-    return (path / INDEX).is_file()
+def is_url(location: str | os.PathLike) -> bool:
+    return str(location).startswith(("http://", "https://"))
+
+
+def is_shard_set(path: str | os.PathLike) -> bool:
+    return is_url(path) or (Path(path) / INDEX).is_file()
+
+
+def _join(root: str, name: str) -> str:
+    return f"{root.rstrip('/')}/{name}" if is_url(root) else str(Path(root) / name)
+
+
+def _fetch(url: str, offset: int | None = None, size: int | None = None) -> bytes:
+    """A URL's bytes, or `size` of them from `offset` (an HTTP range request)."""
+    request = urllib.request.Request(url)
+    if offset is not None:
+        request.add_header("Range", f"bytes={offset}-{offset + size - 1}")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            if offset is not None and response.status != 206:
+                raise OSError(
+                    f"{url}: the server ignores range requests (status {response.status})"
+                )
+            return response.read()
+    except (urllib.error.URLError, TimeoutError) as err:
+        raise OSError(f"cannot read {url}: {getattr(err, 'reason', err)}") from None
+
+
+def _read_text(location: str) -> str:
+    return _fetch(location).decode() if is_url(location) else Path(location).read_text()
+
+
+def _size(location: str) -> tuple[int, int]:
+    """(bytes, mtime in ns; 0 for a URL) of a shard."""
+    if not is_url(location):
+        st = os.stat(location)
+        return st.st_size, st.st_mtime_ns
+    request = urllib.request.Request(location, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return int(response.headers.get("Content-Length", -1)), 0
+    except (urllib.error.URLError, TimeoutError) as err:
+        raise OSError(f"cannot reach {location}: {getattr(err, 'reason', err)}") from None
 
 
 def read_encoded(path: str) -> np.ndarray:
@@ -48,9 +92,12 @@ def read_encoded(path: str) -> np.ndarray:
     if m is None:
         return np.fromfile(path, dtype=np.uint8)
     tar, offset, size = m.group(1), int(m.group(2)), int(m.group(3))
-    with open(tar, "rb") as f:
-        f.seek(offset)
-        data = f.read(size)
+    if is_url(tar):
+        data = _fetch(tar, offset, size)
+    else:
+        with open(tar, "rb") as f:
+            f.seek(offset)
+            data = f.read(size)
     if len(data) != size:
         raise OSError(f"{tar} is truncated: {size} bytes at {offset} expected, {len(data)} there")
     return np.frombuffer(data, dtype=np.uint8)
@@ -60,12 +107,13 @@ def is_member(path: str) -> bool:
     return MEMBER.match(path) is not None
 
 
-def read_shard_set(root: Path):
+def read_shard_set(root: str | os.PathLike):
     """-> (classes, train entries, val entries): (name, label, size, the tar's mtime) per sample,
     in the shards' order. A missing, empty or truncated shard, an index of another format, or a
     member index that does not match its shard: one line."""
+    root = str(root)
     try:
-        index = json.loads((root / INDEX).read_text())
+        index = json.loads(_read_text(_join(root, INDEX)))
     except (OSError, ValueError) as err:
         raise EnetError(f"--data {root}: {INDEX} unreadable ({err})") from None
     if not isinstance(index, dict) or index.get("format") != FORMAT:
@@ -83,16 +131,16 @@ def read_shard_set(root: Path):
     return classes, splits["train"], splits["val"]
 
 
-def _members(root: Path, shard: dict, num_classes: int) -> list:
-    tar = root / shard["file"]
+def _members(root: str, shard: dict, num_classes: int) -> list:
+    tar = _join(root, shard["file"])
     try:
-        st = os.stat(tar)
-        lines = Path(f"{tar}.idx").read_text().splitlines()
+        size, mtime = _size(tar)
+        lines = _read_text(f"{tar}.idx").splitlines()
     except OSError as err:
-        raise EnetError(f"--data {root}: shard {shard['file']}: {err.strerror}") from None
-    if st.st_size == 0 or st.st_size != shard.get("bytes", st.st_size):
+        raise EnetError(f"--data {root}: shard {shard['file']}: {err.strerror or err}") from None
+    if size <= 0 or size != shard.get("bytes", size):
         raise EnetError(
-            f"--data {root}: shard {shard['file']} holds {st.st_size} bytes, its index says "
+            f"--data {root}: shard {shard['file']} holds {size} bytes, its index says "
             f"{shard.get('bytes')} (truncated or replaced?)"
         )
     if len(lines) != shard["samples"]:
@@ -102,9 +150,9 @@ def _members(root: Path, shard: dict, num_classes: int) -> list:
         )
     entries = []
     for line in lines:
-        offset, size, label, source = line.split(" ", 3)
-        offset, size, label = int(offset), int(size), int(label)
-        if offset + size > st.st_size or not 0 <= label < num_classes:
+        offset, length, label, source = line.split(" ", 3)
+        offset, length, label = int(offset), int(length), int(label)
+        if offset + length > size or not 0 <= label < num_classes:
             raise EnetError(f"--data {root}: {shard['file']}.idx does not match its shard")
-        entries.append((f"{tar}::{offset}+{size}/{source}", label, size, st.st_mtime_ns))
+        entries.append((f"{tar}::{offset}+{length}/{source}", label, length, mtime))
     return entries
