@@ -134,9 +134,10 @@ def _state_at(shard_set, batch: int, options: dict) -> dict:
 
 
 def test_ddp_over_gloo_trains_from_shards(shard_set, tmp_path):
+    """Two gloo ranks on shards, with a zoo model (issue 29: DDP for timm's models too)."""
     out = tmp_path / "ddp"
-    proc = run_enet("train", "--nproc-per-node", "2", "--model", "xresnet18", "--data",
-                    str(shard_set), "--res", "16", "--batch-size", "16", "--epochs", "1",
+    proc = run_enet("train", "--nproc-per-node", "2", "--model", "timm:test_resnet", "--data",
+                    str(shard_set), "--res", "32", "--batch-size", "16", "--epochs", "1",
                     "--device", "cpu", "--out", str(out), "--set", "data.workers=0",
                     timeout=900)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
