@@ -122,6 +122,19 @@ def defaults(name: str) -> ZooDefaults:
     return ZooDefaults(DEFAULT_RESOLUTION, DEFAULT_CROP_PCT, "enet's defaults")
 
 
+def torchvision_state(weights) -> tuple[dict, str]:
+    """A torchvision weights entry's state dict (downloaded once into torch's hub folder);
+    offline, one line naming the file and the folder to put it in."""
+    try:
+        return weights.get_state_dict(progress=False), f"torchvision {weights}"
+    except Exception as err:  # noqa: BLE001 (offline: URLError, socket errors, ...)
+        folder = Path(torch.hub.get_dir()) / "checkpoints"
+        raise EnetError(
+            f"--pretrained: could not fetch {weights.url} ({type(err).__name__}); offline, "
+            f"place that file in {folder}/ and run again"
+        ) from None
+
+
 def pretrained_state(name: str) -> tuple[dict, str]:
     """The zoo's own ImageNet weights: torchvision's weights API (the default weights) or timm's
     pretrained config (its Hugging Face Hub file). Offline: one line naming file and folder."""
@@ -133,14 +146,7 @@ def pretrained_state(name: str) -> tuple[dict, str]:
             weights = torchvision.models.get_model_weights(model).DEFAULT
         except (ValueError, KeyError):
             raise EnetError(f"--pretrained: torchvision has no weights for {model}") from None
-        try:
-            return weights.get_state_dict(progress=False), f"torchvision {weights}"
-        except Exception as err:  # noqa: BLE001 (offline: URLError, socket errors, ...)
-            folder = Path(torch.hub.get_dir()) / "checkpoints"
-            raise EnetError(
-                f"--pretrained: could not fetch {weights.url} ({type(err).__name__}); offline, "
-                f"place that file in {folder}/ and run again"
-            ) from None
+        return torchvision_state(weights)
     timm = _timm()
     cfg = timm.models.get_pretrained_cfg(model)
     if cfg is None or not (cfg.hf_hub_id or cfg.url):

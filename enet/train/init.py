@@ -6,8 +6,6 @@ or torchvision's layout). When the classes differ, the classifier (the model con
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 
@@ -50,15 +48,7 @@ def torchvision_weights(model_name: str) -> tuple[dict, str]:
             f"timm:NAME) and efficientnet_b0-b7, not {model_name}; use --init-from FILE"
         )
     weights = torchvision.models.get_weight(f"EfficientNet_B{model_name[-1]}_Weights.IMAGENET1K_V1")
-    try:
-        state = weights.get_state_dict(progress=False)
-    except Exception as err:  # noqa: BLE001 (offline: URLError, socket errors, ...)
-        folder = Path(torch.hub.get_dir()) / "checkpoints"
-        raise EnetError(
-            f"--pretrained: could not fetch {weights.url} ({type(err).__name__}); offline, "
-            f"place that file in {folder}/ and run again"
-        ) from None
-    return state, f"torchvision {weights}"
+    return zoo.torchvision_state(weights)
 
 
 def read_weights(path: str) -> dict:
