@@ -23,7 +23,7 @@ from ..errors import EnetError
 from . import checks, labels, shards
 from .download import download_dataset
 
-IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
+IMAGE_EXTENSIONS = labels.IMAGE_EXTENSIONS  # one home: labels.py (it lists files too)
 _S3 = "https://s3.amazonaws.com/fast-ai-imageclas"
 
 
@@ -187,10 +187,7 @@ def _class_folders(split_dir: Path) -> list[str]:
     )
 
 
-Entry = tuple[str, int, int, int]  # path, label, size in bytes, mtime in ns
-
-
-def _list_split(split_dir: Path, classes: tuple[str, ...]) -> tuple[list[Entry], int]:
+def _list_split(split_dir: Path, classes: tuple[str, ...]) -> tuple[list[labels.Entry], int]:
     """-> [(path, label, size, mtime_ns)], number of ignored files."""
     entries, ignored = [], 0
     for label, name in enumerate(classes):

@@ -20,7 +20,7 @@ from ..errors import EnetError
 LABEL_FILES = (".csv", ".tsv")
 COLUMNS = ("path", "label", "split")
 SPLITS = ("train", "val")
-IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
+IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")  # what a listing takes as an image, in any case
 
 Entry = tuple[str, int, int, int]  # path, label, size in bytes, mtime in ns
 

@@ -17,11 +17,12 @@ from scipy import stats
 from ..class_names import display_name
 from ..fileio import read_json, write_json_atomic, write_text_atomic
 from ..tables import compare_table, duration, eval_tables
+from ..train.run_folder import RunFolder
 from .aggregate import CSV_COLUMNS, _fmt, _table_rows, aggregate, learning_warnings
 from .plots import LABELLED_CLASSES, compare_plots, confusion_plot, per_class_plot
 from .verdict import EntryResults, Verdict, judge
 
-PREDICTIONS = "predictions.csv.gz"  # a run's per-image results (train/records.write_predictions)
+PREDICTIONS = RunFolder(".").predictions.name  # a run's per-image results, for messages
 
 
 def print_eval(record: dict, title: str, console) -> None:
@@ -73,7 +74,7 @@ def comparison_statistics(rows: list[dict], names: list[str]) -> Verdict | None:
             (r for r in rows if r["name"] == name and r["status"] == "finished"),
             key=lambda r: r["seed"],
         )
-        found = [(r, read_predictions(Path(r["run_dir"]) / PREDICTIONS)) for r in runs]
+        found = [(r, read_predictions(RunFolder(r["run_dir"]).predictions)) for r in runs]
         found = [(r, p) for r, p in found if p is not None]
         for r, p in found:
             ci = stats.binomtest(int(p["correct"].sum()), len(p["correct"])).proportion_ci()
