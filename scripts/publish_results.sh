@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Publish a comparison's report as it stands: `enet compare-baselines --report-only` on the runs
-# in OUT, then results.csv, report.md, compare.yaml and the plots copied into docs/results/NAME/
+# in OUT, then results.csv, report.md, verdict.json, compare.yaml and the plots copied into docs/results/NAME/
 # (whose README.md, written by hand, says what finished and what it means).
 #
 #   scripts/publish_results.sh configs/study-b0-128-5ep.yaml /root/enet-runs/study-b0-128-5ep study-b0-128-5ep
@@ -16,5 +16,6 @@ $enet compare-baselines --config "$config" --out "$out" --report-only
 dest="$root/docs/results/$name"
 mkdir -p "$dest"
 cp "$out/results.csv" "$out/report.md" "$out/compare.yaml" "$dest/"
+if [ -f "$out/verdict.json" ]; then cp "$out/verdict.json" "$dest/"; fi
 cp "$out"/*.png "$dest/"
 echo "published $out -> $dest"
