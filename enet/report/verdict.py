@@ -123,9 +123,11 @@ class Comparison:
         ci = f"95% CI {d.low:.1f} to {d.high:.1f}"
         size = f"{d.seeds} seed{'s' if d.seeds != 1 else ''} each, {d.images:,} images"
         if self.decided:
+            # one seed each: the interval and the test see the images' noise, not the training's
+            caveat = "; one run each, so the seeds' own spread is not in it" if d.seeds < 2 else ""
             return (
                 f"{self.leader} beats {self.other} by {d.value:.1f} points ({ci}, "
-                f"p = {self.p:.2g}; {size})"
+                f"p = {self.p:.2g}; {size}{caveat})"
             )
         return (
             f"no clear winner between {self.leader} and {self.other} (difference "
@@ -212,9 +214,14 @@ class Verdict:
                 )
             else:
                 out.append(f"**No clear winner**: {leader} leads, but not clearly.")
-            out += [c.sentence()[0].upper() + c.sentence()[1:] + "." for c in self.comparisons]
+            out += [_capitalised(c.sentence()) + "." for c in self.comparisons]
         out += [f"{name}: {why}." for name, why in self.missing.items()]
         return out
+
+
+def _capitalised(sentence: str) -> str:
+    """A sentence's first word capitalised, unless it is an entry's name (as written)."""
+    return "N" + sentence[1:] if sentence.startswith("no clear winner") else sentence
 
 
 def per_class_winners(entries: dict[str, EntryResults], class_names: dict) -> list[dict]:
