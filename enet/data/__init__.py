@@ -151,11 +151,13 @@ def _prepare(
     if not 0.0 < crop_pct <= 1.0:
         raise EnetError(f"crop_pct must be in (0, 1], got {crop_pct}")
     device = torch.device(device)
-    if not isinstance(data, DatasetIndex):
-        data = index_dataset(
+    index = (
+        data
+        if isinstance(data, DatasetIndex)
+        else index_dataset(
             resolve_data(data), val_pct=val_pct, split_seed=split_seed, left_out=left_out
         )
-    index = data
+    )
     backend, note = _choose(loader, device)
     workers = default_workers() if workers is None else workers
     return _Setup(index, device, workers, backend, note)
