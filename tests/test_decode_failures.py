@@ -34,7 +34,7 @@ def _bad_mini(tmp_path):
     return root, bad
 
 
-def test_the_torch_loader_skips_a_broken_file_and_resumes_exactly(tmp_path):
+def test_the_torch_loader_skips_a_broken_file_and_resumes_exactly(tmp_path, capfd):
     root, bad = _bad_mini(tmp_path)
     index = index_dataset(root)
     assert str(bad["train"]) in index.train.files  # the quick check passes it
@@ -45,6 +45,10 @@ def test_the_torch_loader_skips_a_broken_file_and_resumes_exactly(tmp_path):
     assert list(train.failures.files) == [str(bad["train"])]
     assert sum(len(y) for _, y in val) == len(index.val) - 1
     assert list(val.failures.files) == [str(bad["val"])]
+    # said once each on stderr where no console was handed in (enet eval, predict, a library)
+    said = capfd.readouterr().err.replace("\n", "")
+    for path in bad.values():
+        assert said.count(f"warning: {path} failed to decode") == 1, said
     # a resumed loader with the first run's listing: the same batches from batch 3 on
     again, _, _ = build_loaders(root, 16, 16, loader="torch", workers=1, randaugment=(0, 9),
                                 left_out=train.listing_skipped)  # fmt: skip

@@ -43,6 +43,23 @@ def test_one_seed_each_is_mcnemars_exact_test():
     assert diff.value == pytest.approx(100 * 8 / 70) and diff.seeds == 1
 
 
+def test_runs_pair_by_seed_where_the_seeds_match():
+    """An entry whose seed 1 failed: its seeds 0 and 2 pair with the other's 0 and 2, not with
+    the other's first two runs; without a seed in common, runs pair in order."""
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 2, (3, 400))
+    b = a[[0, 2]].copy()  # the same answers as a's seeds 0 and 2
+    diff, p = paired_difference(a[[0, 2]], b, seeds=([0, 2], [0, 2]))
+    assert diff.value == 0 and diff.seeds == 2
+    by_seed, _ = paired_difference(a, b, seeds=([0, 1, 2], [0, 2]))
+    assert by_seed.seeds == 2 and by_seed.low == by_seed.high == 0  # seed 1 left unpaired
+    in_order, _ = paired_difference(a, b)
+    assert in_order.low < 0 < in_order.high  # a's seed 1 against b's seed 2: differ by chance
+    assert paired_difference(a, b, seeds=([0, 1, 2], [5, 6]))[0].low == in_order.low
+    (comparison,) = verdict({"a": a, "b": b}, {"a": [0, 1, 2], "b": [0, 2]})
+    assert comparison.difference.low <= 0 <= comparison.difference.high
+
+
 def test_holm_adjusts_step_down():
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])

@@ -10,6 +10,7 @@ generator seeded by (seed, epoch, batch, rank): reproducible in any worker proce
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,7 +159,7 @@ class DecodeFailures:
     def __init__(self) -> None:
         self.files: dict[str, str] = {}
         self.root: Path | None = None  # the data's root (build_loaders sets it): the cache's key
-        self.warn = None  # a print function (the loop's console)
+        self.warn = _to_stderr  # a print function: the training loop hands it its console
 
     def add(self, failed: list[tuple[str, str]]) -> None:
         new = {path: reason for path, reason in failed if path not in self.files}
@@ -168,14 +169,19 @@ class DecodeFailures:
         if self.root is not None:
             checks.record_decode_failures(self.root, new)
         for path, reason in new.items():
-            if self.warn is not None:
-                self.warn(
-                    f"warning: {path} failed to decode ({reason}); skipped, and recorded so that "
-                    "later runs leave it out",
-                    highlight=False,
-                    soft_wrap=True,
-                    markup=False,
-                )
+            self.warn(
+                f"warning: {path} failed to decode ({reason}); skipped, and recorded so that "
+                "later runs leave it out",
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
+
+
+def _to_stderr(message: str, **_console_options) -> None:
+    """DecodeFailures' default voice (enet eval, predict, a loader used as a library): stderr,
+    so that a command's table or JSON on stdout stays clean."""
+    print(message, file=sys.stderr, flush=True)
 
 
 class TrainLoaderBase:

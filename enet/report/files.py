@@ -165,7 +165,7 @@ def verdict_record(verdict: Verdict | None) -> dict:
 
 VERDICT_METHOD = (
     "top-1 intervals: two-level bootstrap over seeds and validation images (4,000 resamples, "
-    "percentile); differences: paired bootstrap (the same images, seeds paired in order), "
+    "percentile); differences: paired bootstrap (the same images, runs paired by seed), "
     "p-values: exact sign test on the images where the entries differ (scipy.stats.binomtest; "
     "McNemar's with one seed each), Holm-adjusted against the leader when there are more than "
     "two entries; a win needs the interval above zero and p < 0.05"

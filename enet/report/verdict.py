@@ -7,9 +7,10 @@ shape (seeds, images), one per entry, the images in the same order for every ent
   scipy.stats.bootstrap resamples one level (or several samples of equal size in lockstep), not
   a nested design, so this one is numpy (percentile intervals, 4,000 resamples, seeded).
 - Two entries: the difference in top-1 with a paired interval (the same images resampled for
-  both; seeds paired by position) and a p-value from the exact sign test on the images where
-  the two differ, `scipy.stats.binomtest` (with one seed each it is McNemar's exact test; with
-  several, each image's correctness is averaged over seeds first).
+  both; runs paired by seed where their seeds match, else in order) and a p-value from the
+  exact sign test on the images where the two differ, `scipy.stats.binomtest` (with one seed
+  each it is McNemar's exact test; with several, each image's correctness is averaged over
+  seeds first).
 - Several entries against the best: Holm's step-down adjustment of the p-values (scipy has
   Benjamini-Hochberg, `false_discovery_control`, but not Holm's family-wise control).
 
@@ -72,15 +73,19 @@ def top1_interval(correct, level: float = LEVEL, seed: int = 0) -> Estimate:
     return Estimate(100 * float(m.mean()), low, high, k, n)
 
 
-def paired_difference(a, b, level: float = LEVEL, seed: int = 0) -> tuple[Estimate, float]:
+def paired_difference(
+    a, b, level: float = LEVEL, seed: int = 0, seeds: tuple[list, list] | None = None
+) -> tuple[Estimate, float]:
     """Top-1 of `a` minus `b` (points) with a paired interval, and the sign test's p-value.
-    Seeds pair by position (the first seeds of each, as many as both have); the interval
+    Runs pair by seed where `seeds` (each entry's, one per row) match; without seeds, or with
+    none in common, in order (the first runs of each, as many as both have). The interval
     resamples those pairs and the images together."""
     a, b = _as_matrix(a), _as_matrix(b)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"the entries were evaluated on {a.shape[1]} and {b.shape[1]} images")
-    k = min(len(a), len(b))
-    diff = a[:k] - b[:k]  # (k, n) in {-1, 0, 1}
+    rows_a, rows_b = _pairs(len(a), len(b), seeds)
+    diff = a[rows_a] - b[rows_b]  # (k, n) in {-1, 0, 1}
+    k = len(rows_a)
     n = diff.shape[1]
     rng = np.random.default_rng(seed)
     image_w = _weights(rng, n, RESAMPLES)
@@ -92,6 +97,17 @@ def paired_difference(a, b, level: float = LEVEL, seed: int = 0) -> tuple[Estima
     wins, losses = int((per_image > 0).sum()), int((per_image < 0).sum())
     p = stats.binomtest(wins, wins + losses, 0.5).pvalue if wins + losses else 1.0
     return Estimate(value, low, high, k, n), float(p)
+
+
+def _pairs(rows_a: int, rows_b: int, seeds: tuple[list, list] | None) -> tuple[list, list]:
+    """Which rows of two entries pair: the same seed where they share any, else in order."""
+    if seeds is not None:
+        where_b = {s: i for i, s in enumerate(seeds[1])}
+        common = [(i, where_b[s]) for i, s in enumerate(seeds[0]) if s in where_b]
+        if common:
+            return [i for i, _ in common], [j for _, j in common]
+    k = min(rows_a, rows_b)
+    return list(range(k)), list(range(k))
 
 
 def holm(pvalues: list[float]) -> list[float]:
@@ -155,14 +171,20 @@ class Comparison:
         )
 
 
-def verdict(entries: dict[str, object]) -> list[Comparison]:
-    """Each entry against the best mean top-1, Holm-adjusted when there are more than two."""
+def verdict(entries: dict[str, object], seeds: dict[str, list] | None = None) -> list[Comparison]:
+    """Each entry against the best mean top-1, Holm-adjusted when there are more than two;
+    `seeds` (each entry's, one per row) pairs runs by seed."""
     if len(entries) < 2:
         return []
     means = {name: float(_as_matrix(c).mean()) for name, c in entries.items()}
     leader = max(means, key=means.get)
     others = [name for name in entries if name != leader]
-    pairs = [paired_difference(entries[leader], entries[o]) for o in others]
+    pairs = [
+        paired_difference(
+            entries[leader], entries[o], seeds=(seeds[leader], seeds[o]) if seeds else None
+        )
+        for o in others
+    ]
     pvalues = [p for _, p in pairs]
     if len(others) > 1:
         pvalues = holm(pvalues)
@@ -266,6 +288,9 @@ def judge(
             | {"all": "the entries were evaluated on different images: no paired statistics"},
         )
     estimates = {name: top1_interval(e.correct) for name, e in entries.items()}
-    comparisons = verdict({name: e.correct for name, e in entries.items()})
+    comparisons = verdict(
+        {name: e.correct for name, e in entries.items()},
+        {name: e.seeds for name, e in entries.items()},
+    )
     winners = per_class_winners(entries, class_names or {}) if len(entries) > 1 else []
     return Verdict(images.pop(), estimates, comparisons, winners, missing)
