@@ -19,21 +19,55 @@ def run_enet(
     timeout: float = 600,
     check: bool = False,
 ) -> subprocess.CompletedProcess:
-    """Run `python -m enet ARGS` as a user would, capturing its output."""
+    """Run `python -m enet ARGS` as a user would, in a process of its own, capturing its output.
+    The process is forked from a server that imported enet once (tests/cli_process.py);
+    ENET_TEST_EXEC=1 starts a fresh interpreter for each instead."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120", **(env or {})}
-    proc = subprocess.run(
-        [sys.executable, "-m", "enet", *args],
-        cwd=cwd or REPO,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    if os.environ.get("ENET_TEST_EXEC") == "1":
+        proc = subprocess.run(
+            [sys.executable, "-m", "enet", *args],
+            cwd=cwd or REPO,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    else:
+        proc = _run_forked(list(args), cwd or REPO, full_env, timeout)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"enet {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
         )
     return proc
+
+
+_SERVER = []
+
+
+def _run_forked(args: list[str], cwd: Path, env: dict, timeout: float):
+    import multiprocessing
+    import tempfile
+
+    import cli_process
+
+    if not _SERVER:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(cli_process.PRELOAD)
+        _SERVER.append(context)
+    with tempfile.TemporaryDirectory(prefix="enet-cli-") as tmp:
+        out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+        process = _SERVER[0].Process(
+            target=cli_process.run, args=(args, str(cwd), env, str(out), str(err))
+        )
+        process.start()
+        process.join(timeout)
+        if process.is_alive():
+            process.kill()
+            process.join()
+            raise subprocess.TimeoutExpired(["enet", *args], timeout)
+        stdout = out.read_text(errors="replace") if out.exists() else ""
+        stderr = err.read_text(errors="replace") if err.exists() else ""
+    return subprocess.CompletedProcess(["enet", *args], process.exitcode, stdout, stderr)
 
 
 E2E_FIXTURES = {"run_dir", "imagenette_path"}
