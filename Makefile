@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Two worker processes (pytest-xdist), each taking whole test modules (loadscope: a module's
-# fixtures, such as a trained run folder, are built once): 14:13 for 346 tests on 2 cores,
-# about 0.7x the time of one worker. PYTEST_WORKERS=0: one process.
+# fixtures, such as a trained run folder, are built once); enet's commands start forked from a
+# server that imported enet once (tests/cli_process.py): 10:12 for 356 tests on 2 cores.
+# PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= 2
 test: install
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)

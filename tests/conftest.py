@@ -20,10 +20,12 @@ def run_enet(
     check: bool = False,
 ) -> subprocess.CompletedProcess:
     """Run `python -m enet ARGS` as a user would, in a process of its own, capturing its output.
-    The process is forked from a server that imported enet once (tests/cli_process.py);
-    ENET_TEST_EXEC=1 starts a fresh interpreter for each instead."""
+    The process is forked from a server that imported enet once (tests/cli_process.py), unless
+    `env` sets what an interpreter reads when it starts (PYTHONPATH and its sitecustomize, the
+    C library's and OpenMP's settings) or ENET_TEST_EXEC=1: then a fresh interpreter runs it."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120", **(env or {})}
-    if os.environ.get("ENET_TEST_EXEC") == "1":
+    read_at_start = any(key.startswith(STARTUP_ENV) for key in env or {})
+    if read_at_start or os.environ.get("ENET_TEST_EXEC") == "1":
         proc = subprocess.run(
             [sys.executable, "-m", "enet", *args],
             cwd=cwd or REPO,
@@ -41,6 +43,7 @@ def run_enet(
     return proc
 
 
+STARTUP_ENV = ("PYTHON", "OMP_", "MKL_", "MALLOC_", "LD_")
 _SERVER = []
 
 
