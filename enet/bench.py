@@ -17,14 +17,17 @@ from dataclasses import dataclass
 
 import torch
 
+from .config import OptimConfig
 from .data import build_loaders, dali_status
 from .data.common import IMAGENET_MEAN, IMAGENET_STD
 from .data.datasets import resolve_data
 from .errors import EnetError
 from .models import create_model, get_model_info, num_params
 from .runtime import ENV, retain_freed_memory
-from .settings import autocast, resolve_precision, use_fast_cuda_kernels
+from .settings import resolve_precision, use_fast_cuda_kernels
 from .train.distributed import resolve_device
+from .train.loop import loss_of
+from .train.optim import build_optimizer
 
 
 @dataclass
@@ -243,9 +246,15 @@ def _build(name: str, source: str, num_classes: int):
     return getattr(torchvision.models, name)(num_classes=num_classes)
 
 
+# The benchmark's optimiser, the same for enet's models and their peers, so that a ratio
+# measures the model and its runtime, not the optimiser (the recipes' Ranger costs more per step)
+BENCH_OPTIM = OptimConfig(name="sgd", lr=0.01, momentum=0.9, weight_decay=0.0)
+
+
 class _Candidate:
-    """One model's training step, as `enet train` runs it: SGD with Nesterov momentum, label
-    smoothing, autocast at the given precision, GradScaler only for fp16."""
+    """One model's training step through `enet train`'s own pieces: its loss (`loop.loss_of`:
+    autocast at the given precision, forward, label-smoothed cross-entropy), its optimiser
+    builder (`BENCH_OPTIM`: SGD with Nesterov momentum) and the GradScaler (active for fp16)."""
 
     def __init__(
         self,
@@ -265,18 +274,16 @@ class _Candidate:
         self.model = model.to(device, memory_format=fmt).train()
         self.params = num_params(self.model)
         self.forward = torch.compile(self.model) if compile_model else self.model
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+        self.opt = build_optimizer(BENCH_OPTIM, self.model)
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         self.precision = precision
         self.device = device
         gen = torch.Generator().manual_seed(0)
         self.x = torch.randn(batch_size, 3, res, res, generator=gen).to(device, memory_format=fmt)
         self.y = torch.randint(0, num_classes, (batch_size,), generator=gen).to(device)
-        self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
 
     def loss(self):
-        with autocast(self.device, self.precision):
-            return self.criterion(self.forward(self.x), self.y)
+        return loss_of(self.forward, self.x, self.y, self.precision, BENCH_OPTIM.label_smoothing)
 
     def step(self) -> None:
         self.opt.zero_grad(set_to_none=True)

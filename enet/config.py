@@ -423,9 +423,17 @@ def config_from_dict(data: dict) -> Config:
 # validation: values that cannot work, named by their key
 
 
+MIN_RES = 16  # pixels: below it the networks' strided stems leave nothing to pool
+
+
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise EnetError(message)
+
+
+def check_res(res: int | None, name: str = "--res") -> None:
+    """A resolution given to a command or a recipe: None (the default) or at least MIN_RES."""
+    _check(res is None or res >= MIN_RES, f"{name} must be >= {MIN_RES} pixels, got {res}")
 
 
 def validate(cfg: Config) -> None:
@@ -538,11 +546,8 @@ def _validate_data(d: DataConfig) -> None:
         d.val_pct is None or 0 < d.val_pct < 1,
         f"data.val_pct must be in (0, 1), got {d.val_pct}",
     )
-    _check(d.res is None or d.res >= 16, f"data.res must be >= 16 pixels, got {d.res}")
-    _check(
-        d.eval_res is None or d.eval_res >= 16,
-        f"data.eval_res must be >= 16 pixels, got {d.eval_res}",
-    )
+    check_res(d.res, "data.res")
+    check_res(d.eval_res, "data.eval_res")
     _check(d.randaugment_n >= 0, f"data.randaugment_n must be >= 0, got {d.randaugment_n}")
     _check(
         0 <= d.randaugment_m <= 30, f"data.randaugment_m must be in 0..30, got {d.randaugment_m}"
@@ -557,7 +562,8 @@ def _validate_data(d: DataConfig) -> None:
         _check(getattr(d, key) >= 0, f"data.{key} must be >= 0, got {getattr(d, key)}")
     _check(0 <= d.erase_p <= 1, f"data.erase_p must be in [0, 1], got {d.erase_p}")
     _check(
-        d.min_res == 0 or d.min_res >= 16, f"data.min_res must be 0 (off) or >= 16, got {d.min_res}"
+        d.min_res == 0 or d.min_res >= MIN_RES,
+        f"data.min_res must be 0 (off) or >= {MIN_RES}, got {d.min_res}",
     )
     _check(
         0 <= d.ramp_start <= d.ramp_end <= 1,

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from torch import nn
 
+from .config import check_res
 from .data import build_eval_loader
 from .data.datasets import check_data_present
 from .errors import EnetError
@@ -55,8 +56,7 @@ def run_eval(
     """Evaluate a checkpoint: print the results, then write eval.json, per_class.csv and the
     plots into OUT. Returns the record written to eval.json."""
     console = console or Console()
-    if res is not None and res < 16:
-        raise EnetError(f"--res must be >= 16 pixels, got {res}")
+    check_res(res)
     if batch_size is not None and batch_size < 1:
         raise EnetError(f"--batch-size must be >= 1, got {batch_size}")
     path, cfg, classes, weights, step, val_digest = open_checkpoint(checkpoint, ema)

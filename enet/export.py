@@ -22,6 +22,7 @@ import torch
 
 from .choices import EXPORT_FORMATS, one_of
 from .class_names import display_names
+from .config import check_res
 from .errors import EnetError
 from .evaluate import load_model
 from .fileio import FILE_MODE
@@ -35,8 +36,7 @@ def export(
     """Write the model to OUT; returns what was written (format, file, input shape, classes)."""
     if fmt not in EXPORT_FORMATS:
         raise EnetError(f"--format must be {one_of(EXPORT_FORMATS)}, got {fmt!r}")
-    if res is not None and res < 16:
-        raise EnetError(f"--res must be >= 16 pixels, got {res}")
+    check_res(res)
     path, cfg, classes, weights, *_ = open_checkpoint(checkpoint, ema)
     model = load_model(cfg, weights, len(classes), torch.device("cpu"))
     model = model.eval().to(memory_format=torch.contiguous_format)

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from .class_names import display_name
+from .config import check_res
 from .data.checks import decode_problem
 from .data.common import Normalizer
 from .data.datasets import IMAGE_EXTENSIONS
@@ -52,8 +53,7 @@ def predict(
     """One row per file: path, top-k class IDs, names and probabilities, or an error."""
     if top_k < 1:
         raise EnetError(f"--top-k must be >= 1, got {top_k}")
-    if res is not None and res < 16:
-        raise EnetError(f"--res must be >= 16 pixels, got {res}")
+    check_res(res)
     path, cfg, classes, weights, *_ = open_checkpoint(checkpoint, ema)
     dev = resolve_device(device)
     model = load_model(cfg, weights, len(classes), dev).eval()
