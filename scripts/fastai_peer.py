@@ -16,8 +16,10 @@ MixedPrecision callback is CUDA-only, so a four-line callback does what it does 
 
 fastai is not one of enet's dependencies; run it from a side environment, e.g.
 
-    pip install --target /tmp/fa --no-deps fastai==2.8.12 fastcore fasttransform fastprogress \\
-        fastdownload plum-dispatch beartype kornia kornia-rs pandas scikit-learn ...
+    pip install --target /tmp/fa --no-deps fastai==2.8.12 fastcore==2.2.41 fasttransform==0.0.5 \\
+        fastprogress==1.0.3 fastdownload==0.0.8 plum-dispatch==2.10.1 beartype==0.23.1 \\
+        kornia==0.9.0 kornia-rs==0.2.0 pandas==3.1.1 scikit-learn==1.9.1 joblib threadpoolctl \\
+        narwhals cloudpickle pytz
     PYTHONPATH=/tmp/fa .venv/bin/python scripts/fastai_peer.py \\
         --data ../shared/data/imagewoof-160 --out runs/fastai-peer-s0 --seed 0
 
