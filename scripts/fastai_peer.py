@@ -108,8 +108,9 @@ def main() -> None:
     dls = block.dataloaders(args.data, bs=args.bs, num_workers=args.workers)
     model = xse_resnext50(n_out=len(dls.vocab), act_cls=Mish, sa=True)
     model[3] = MaxBlurPool2D(3, ceil_mode=True)  # the stem's max-pool, as the record's notebook
-    cbs = [CPUAutocast()] if args.precision == "bf16" else []
+    cbs = []
     if args.precision == "bf16":
+        cbs.append(CPUAutocast())
         model = model.to(memory_format=torch.channels_last)
 
     def opt(params, lr):

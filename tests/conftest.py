@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -44,22 +45,28 @@ def run_enet(
 
 
 STARTUP_ENV = ("PYTHON", "OMP_", "MKL_", "MALLOC_", "LD_")
-_SERVER = []
+
+
+@functools.cache
+def _forkserver():
+    """multiprocessing's forkserver context, its server preloading enet (started on first use)."""
+    import multiprocessing
+
+    import cli_process
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(cli_process.PRELOAD)
+    return context
 
 
 def _run_forked(args: list[str], cwd: Path, env: dict, timeout: float):
-    import multiprocessing
     import tempfile
 
     import cli_process
 
-    if not _SERVER:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(cli_process.PRELOAD)
-        _SERVER.append(context)
     with tempfile.TemporaryDirectory(prefix="enet-cli-") as tmp:
         out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
-        process = _SERVER[0].Process(
+        process = _forkserver().Process(
             target=cli_process.run, args=(args, str(cwd), env, str(out), str(err))
         )
         process.start()
