@@ -51,13 +51,31 @@ def test_runs_pair_by_seed_where_the_seeds_match():
     b = a[[0, 2]].copy()  # the same answers as a's seeds 0 and 2
     diff, p = paired_difference(a[[0, 2]], b, seeds=([0, 2], [0, 2]))
     assert diff.value == 0 and diff.seeds == 2
-    by_seed, _ = paired_difference(a, b, seeds=([0, 1, 2], [0, 2]))
+    by_seed, by_seed_p = paired_difference(a, b, seeds=([0, 1, 2], [0, 2]))
     assert by_seed.seeds == 2 and by_seed.low == by_seed.high == 0  # seed 1 left unpaired
+    assert (
+        by_seed.value == 0 and by_seed_p == 1.0
+    )  # from the same pairs as the interval, the test too
     in_order, _ = paired_difference(a, b)
     assert in_order.low < 0 < in_order.high  # a's seed 1 against b's seed 2: differ by chance
     assert paired_difference(a, b, seeds=([0, 1, 2], [5, 6]))[0].low == in_order.low
     (comparison,) = verdict({"a": a, "b": b}, {"a": [0, 1, 2], "b": [0, 2]})
     assert comparison.difference.low <= 0 <= comparison.difference.high
+
+
+def test_the_difference_lies_in_its_interval_while_seeds_are_missing():
+    """Half a comparison: the leader has two seeds, the other one. The difference, its interval
+    and its test are all seed 0's; the leader's own seed 1 (far better here) moves none of them."""
+    rng = np.random.default_rng(4)
+    hard = rng.random(3000)
+    leader = np.stack([hard < 0.80, hard < 0.95]).astype(int)  # seed 1: 15 points better
+    other = (hard < 0.78).astype(int)[None, :]
+    (comparison,) = verdict({"leader": leader, "other": other}, {"leader": [0, 1], "other": [0]})
+    d = comparison.difference
+    assert d.seeds == 1 and d.value == pytest.approx(100 * (leader[0] - other[0]).mean())
+    assert d.low <= d.value <= d.high and d.high < 3
+    wins = int((leader[0] > other[0]).sum())
+    assert comparison.p == pytest.approx(stats.binomtest(wins, wins, 0.5).pvalue)
 
 
 def test_holm_adjusts_step_down():

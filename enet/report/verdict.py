@@ -9,8 +9,8 @@ shape (seeds, images), one per entry, the images in the same order for every ent
 - Two entries: the difference in top-1 with a paired interval (the same images resampled for
   both; runs paired by seed where their seeds match, else in order) and a p-value from the
   exact sign test on the images where the two differ, `scipy.stats.binomtest` (with one seed
-  each it is McNemar's exact test; with several, each image's correctness is averaged over
-  seeds first).
+  each it is McNemar's exact test; with several, each image's difference is averaged over
+  the paired runs first). Value, interval and test rest on the same paired runs.
 - Several entries against the best: Holm's step-down adjustment of the p-values (scipy has
   Benjamini-Hochberg, `false_discovery_control`, but not Holm's family-wise control).
 
@@ -78,8 +78,10 @@ def paired_difference(
 ) -> tuple[Estimate, float]:
     """Top-1 of `a` minus `b` (points) with a paired interval, and the sign test's p-value.
     Runs pair by seed where `seeds` (each entry's, one per row) match; without seeds, or with
-    none in common, in order (the first runs of each, as many as both have). The interval
-    resamples those pairs and the images together."""
+    none in common, in order (the first runs of each, as many as both have). The difference, its
+    interval (those pairs and the images resampled together) and the test all rest on the paired
+    runs only, so the value lies inside its interval and "k seeds each" is what they saw; each
+    entry's own mean over all its seeds is `top1_interval`'s."""
     a, b = _as_matrix(a), _as_matrix(b)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"the entries were evaluated on {a.shape[1]} and {b.shape[1]} images")
@@ -92,8 +94,10 @@ def paired_difference(
     seed_w = _weights(rng, k, RESAMPLES)
     draws = 100 * ((image_w @ diff.T / n) * seed_w).sum(1) / k
     low, high = _interval(draws, level)
-    value = 100 * float(a.mean() - b.mean())
-    per_image = a.mean(0) - b.mean(0)  # every seed of each entry, image by image
+    # the value and the test rest on the same runs as the interval: while one entry has a seed
+    # the other lacks (a comparison half done, a failed run), that seed is left out of all three
+    value = 100 * float(diff.mean())
+    per_image = diff.mean(0)  # the paired runs' difference, image by image
     wins, losses = int((per_image > 0).sum()), int((per_image < 0).sum())
     p = stats.binomtest(wins, wins + losses, 0.5).pvalue if wins + losses else 1.0
     return Estimate(value, low, high, k, n), float(p)
