@@ -85,7 +85,11 @@ InitFromOpt = Annotated[
     str | None, typer.Option(help="Start from an enet checkpoint or a state dict (fine-tuning).")
 ]
 PretrainedOpt = Annotated[
-    bool, typer.Option("--pretrained", help="Start from torchvision's ImageNet weights (B0-B7).")
+    bool,
+    typer.Option(
+        "--pretrained",
+        help="Start from ImageNet weights: torchvision's for B0-B7, a zoo model's own.",
+    ),
 ]
 
 

@@ -121,6 +121,12 @@ class DataConfig:
     crop_pct: float | None = None
     """Evaluation centre crop: resize the shorter side to eval_res / crop_pct, then crop; None:
     the model's own (a zoo's metadata where it has one, else 0.875)."""
+    mean: tuple[float, ...] = ()
+    """Input normalisation: per-channel mean, RGB on the 0-1 scale (e.g. 0.5,0.5,0.5); empty:
+    the model's own (a zoo's metadata where it has one, else ImageNet's 0.485,0.456,0.406)."""
+    std: tuple[float, ...] = ()
+    """Input normalisation: per-channel std, RGB on the 0-1 scale; empty: the model's own (a
+    zoo's metadata where it has one, else ImageNet's 0.229,0.224,0.225)."""
     workers: int | None = None
     """Loader worker processes (torch) or threads (DALI); None: the CPU count, at most 8."""
     mixup_alpha: float = 0.0
@@ -558,6 +564,13 @@ def _validate_data(d: DataConfig) -> None:
         f"data.crop_pct must be in (0, 1], got {d.crop_pct}",
     )
     _check(d.workers is None or d.workers >= 0, f"data.workers must be >= 0, got {d.workers}")
+    for key in ("mean", "std"):
+        values = getattr(d, key)
+        _check(
+            len(values) in (0, 3) and (key == "mean" or all(v > 0 for v in values)),
+            f"data.{key} must be empty (the model's own) or three values (RGB, 0-1 scale"
+            f"{', above 0' if key == 'std' else ''}), got {list(values)}",
+        )
     for key in ("mixup_alpha", "cutmix_alpha"):
         _check(getattr(d, key) >= 0, f"data.{key} must be >= 0, got {getattr(d, key)}")
     _check(0 <= d.erase_p <= 1, f"data.erase_p must be in [0, 1], got {d.erase_p}")

@@ -19,7 +19,13 @@ from .models import create_model
 from .report.aggregate import eval_record
 from .report.files import print_eval, write_eval
 from .runtime import retain_on_cpu
-from .settings import model_options, resolve_crop_pct, resolve_precision, resolve_resolution
+from .settings import (
+    model_options,
+    resolve_crop_pct,
+    resolve_normalization,
+    resolve_precision,
+    resolve_resolution,
+)
 from .train.checkpoint import open_checkpoint
 from .train.distributed import resolve_device
 from .train.evaluation import evaluate
@@ -70,6 +76,7 @@ def run_eval(
     _check_out(out_dir, options, overwrite)
     dev = resolve_device(device)
     retain_on_cpu(dev, cfg.train.retain_cpu_memory)
+    mean, std = resolve_normalization(cfg)
     val, data_classes = build_eval_loader(
         options["data"],
         eval_res,
@@ -79,6 +86,8 @@ def run_eval(
         crop_pct=resolve_crop_pct(cfg),
         workers=workers,
         channels_last=cfg.train.channels_last,
+        mean=mean,
+        std=std,
         # the run's own held-out split, made again; another --data brings its own
         val_pct=cfg.data.val_pct if data is None else None,
         split_seed=cfg.data.split_seed,

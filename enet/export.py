@@ -26,7 +26,7 @@ from .config import check_res
 from .errors import EnetError
 from .evaluate import load_model
 from .fileio import FILE_MODE
-from .settings import resolve_resolution
+from .settings import resolve_crop_pct, resolve_normalization, resolve_resolution
 from .train.checkpoint import open_checkpoint
 
 
@@ -46,10 +46,15 @@ def export(
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
+    mean, std = resolve_normalization(cfg)
+    crop_pct = resolve_crop_pct(cfg)
     metadata = {
         "model": cfg.model.name,
         "res": str(res),
         "input": INPUT,
+        "mean": json.dumps(mean),
+        "std": json.dumps(std),
+        "crop_pct": str(crop_pct),
         "classes": json.dumps(classes),
         "class_names": json.dumps(display_names(classes)),
     }
@@ -61,12 +66,12 @@ def export(
         Path(tmp).unlink(missing_ok=True)
     return dict(
         format=fmt, file=str(target), checkpoint=str(path), model=cfg.model.name, res=res,
-        input=INPUT,
+        input=INPUT, mean=list(mean), std=list(std), crop_pct=crop_pct,
         output="logits: (batch, classes)", classes=classes, ema=ema,
     )  # fmt: skip
 
 
-INPUT = "images: float32 (batch, 3, res, res), ImageNet mean/std normalised"
+INPUT = "images: float32 (batch, 3, res, res), RGB in 0-1 less mean, over std (per channel)"
 
 
 def _batch_dim():

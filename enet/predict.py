@@ -19,7 +19,13 @@ from .data.torch_loader import eval_image
 from .errors import EnetError
 from .evaluate import load_model
 from .fileio import write_text_atomic
-from .settings import autocast, resolve_crop_pct, resolve_precision, resolve_resolution
+from .settings import (
+    autocast,
+    resolve_crop_pct,
+    resolve_normalization,
+    resolve_precision,
+    resolve_resolution,
+)
 from .train.checkpoint import open_checkpoint
 from .train.distributed import resolve_device
 
@@ -59,7 +65,7 @@ def predict(
     model = load_model(cfg, weights, len(classes), dev).eval()
     res = res or cfg.data.eval_res or resolve_resolution(cfg)
     resize_to = int(round(res / resolve_crop_pct(cfg)))
-    normalize = Normalizer(dev, cfg.train.channels_last)
+    normalize = Normalizer(dev, cfg.train.channels_last, *resolve_normalization(cfg))
     precision = resolve_precision(cfg.train.precision, dev, cfg.model.name, inference=True)
     files = image_files(paths)
     rows: list[dict] = []

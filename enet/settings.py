@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from .config import Config
+from .data.common import IMAGENET_MEAN, IMAGENET_STD
 from .errors import EnetError
 from .models import get_model_info
 
@@ -125,16 +126,34 @@ def resolve_crop_pct(cfg: Config) -> float:
     return cfg.data.crop_pct or get_model_info(cfg.model.name).crop_pct
 
 
+def resolve_normalization(cfg: Config) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Input normalisation (mean, std; RGB, 0-1 scale): data.mean and data.std, else the
+    model's own (a zoo's metadata, as timm's train.py takes it), else ImageNet's."""
+    info = get_model_info(cfg.model.name)
+    mean = cfg.data.mean or info.mean or IMAGENET_MEAN
+    std = cfg.data.std or info.std or IMAGENET_STD
+    return tuple(mean), tuple(std)
+
+
 def zoo_defaults_note(cfg: Config) -> str:
-    """For the run's log: where a zoo model's resolution and crop came from when the config
-    leaves them unset (timm's pretrained_cfg, torchvision's weights' transforms, enet's)."""
+    """For the run's log: where a zoo model's resolution, crop and normalisation came from when
+    the config leaves them unset (timm's pretrained_cfg, torchvision's weights' transforms,
+    enet's). Normalisation is named where the zoo's differs from ImageNet's."""
     info = get_model_info(cfg.model.name)
     taken = ([] if cfg.data.res else ["resolution"]) + (
         [] if cfg.data.crop_pct else [f"crop {info.crop_pct}"]
     )
+    for key, own, imagenet in (("mean", info.mean, IMAGENET_MEAN), ("std", info.std, IMAGENET_STD)):
+        if not getattr(cfg.data, key) and own and tuple(own) != imagenet:
+            taken.append(f"{key} {_short(own)}")
     if not info.is_zoo or not taken:
         return ""
-    return f" ({' and '.join(taken)} from {info.defaults_from})"
+    listed = " and ".join(taken) if len(taken) < 3 else f"{', '.join(taken[:-1])} and {taken[-1]}"
+    return f" ({listed} from {info.defaults_from})"
+
+
+def _short(values: tuple[float, ...]) -> str:
+    return ",".join(f"{v:g}" for v in values)
 
 
 def model_options(cfg: Config) -> dict:

@@ -616,6 +616,29 @@ def test_every_image_kind_decodes_to_the_same_rgb(tmp_path, backend):
         )
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_both_loaders_normalise_with_the_mean_and_std_given(tmp_path, backend):
+    """A zoo model's own normalisation (a ViT's mean and std 0.5) reaches training and
+    evaluation batches alike; a malformed one is one line."""
+    root = solid_dataset(tmp_path / "d", n_train=4, n_val=2)
+    half = (0.5, 0.5, 0.5)
+    train, val, _ = build_loaders(
+        root, 16, 4, loader=backend, crop_pct=1.0, workers=0, randaugment=(0, 9), mean=half,
+        std=(0.25, 0.5, 0.5), eval_batch_size=8,
+    )  # fmt: skip
+    expected = {
+        k: (torch.tensor(c, dtype=torch.float32) / 255 - 0.5) / torch.tensor([0.25, 0.5, 0.5])
+        for k, c in enumerate(CLASS_COLOURS)
+    }
+    for loader in (train, val):
+        for images, labels in loader:
+            for image, label in zip(images, labels.tolist(), strict=True):
+                colour = image.mean((1, 2))
+                assert torch.allclose(colour, expected[label], atol=0.06), (backend, colour)
+    with pytest.raises(EnetError, match=r"std must be three values above 0"):
+        build_loaders(root, 16, 4, loader=backend, workers=0, std=(0.5, 0.0, 0.5))
+
+
 def test_exif_orientation_applied_by_both_backends(tmp_path):
     """A landscape JPEG tagged 'rotate 90 clockwise' is read upright (portrait) by both."""
     from PIL import Image

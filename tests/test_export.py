@@ -37,6 +37,9 @@ def test_onnx_matches_pytorch_in_onnxruntime(tmp_path, run_dir):
     # the classes travel with the file (issue 33): ids and readable names, in output order
     meta = session.get_modelmeta().custom_metadata_map
     assert json.loads(meta["classes"]) == info["classes"] and meta["res"] == "32"
+    # the input's normalisation and evaluation crop too: xresnet takes ImageNet's
+    assert json.loads(meta["mean"]) == info["mean"] == [0.485, 0.456, 0.406]
+    assert json.loads(meta["std"]) == [0.229, 0.224, 0.225] and meta["crop_pct"] == "0.875"
     names = json.loads(meta["class_names"])
     assert len(names) == 10 and names[info["classes"].index("n01440764")] == "tench"
     model = _reference(run_dir)

@@ -20,6 +20,7 @@ from conftest import REPO, run_enet
 from datasets_util import solid_dataset
 
 from enet.config import build_config
+from enet.data.common import IMAGENET_MEAN, IMAGENET_STD
 from enet.errors import EnetError
 from enet.models import (
     classifier_name,
@@ -27,6 +28,7 @@ from enet.models import (
     get_model_info,
     set_grad_checkpointing,
 )
+from enet.settings import resolve_normalization, zoo_defaults_note
 
 timm = pytest.importorskip("timm")  # a dev dependency: make install brings it
 
@@ -109,6 +111,60 @@ def test_config_keys_for_zoo_models():
     assert tm.grad_checkpointing
 
 
+def test_a_zoo_models_own_normalisation_unless_the_config_sets_one():
+    """timm's ViTs expect mean and std 0.5 (their pretrained_cfg), torchvision's and enet's
+    models ImageNet's; data.mean and data.std override, and a malformed one is one line."""
+    vit = build_config(flags={"model.name": "timm:test_vit"})
+    assert get_model_info("timm:test_vit").mean == (0.5, 0.5, 0.5)
+    assert resolve_normalization(vit) == ((0.5,) * 3, (0.5,) * 3)
+    assert "crop 0.95, mean 0.5,0.5,0.5 and std 0.5,0.5,0.5 from timm's" in zoo_defaults_note(vit)
+    tv = build_config(flags={"model.name": "torchvision:resnet18"})
+    assert resolve_normalization(tv) == (IMAGENET_MEAN, IMAGENET_STD)
+    assert "mean" not in zoo_defaults_note(tv)
+    assert resolve_normalization(build_config()) == (IMAGENET_MEAN, IMAGENET_STD)
+    mine = build_config(flags={"model.name": "timm:test_vit"}, overrides=["data.mean=0.4,0.4,0.4"])
+    assert resolve_normalization(mine) == ((0.4,) * 3, (0.5,) * 3)
+    assert "mean" not in zoo_defaults_note(mine) and "std 0.5,0.5,0.5 from" in zoo_defaults_note(
+        mine
+    )
+    with pytest.raises(EnetError, match=r"data.std must be empty .* three values"):
+        build_config(overrides=["data.std=0.2,0.2"])
+
+
+def test_predict_eval_and_export_take_the_runs_normalisation(tmp_path):
+    """A ViT trained with its own mean and std: eval and predict give each image the same
+    probability (both normalise as the training did), and the exported file says which."""
+    data = solid_dataset(tmp_path / "d", n_train=4, n_val=2)
+    run = tmp_path / "vit"
+    first = run_enet(
+        "train", "--model", "timm:test_vit", "--data", str(data), "--res", "32", "--epochs", "1",
+        "--batch-size", "8", "--device", "cpu", "--loader", "torch", "--set", "data.workers=0",
+        "--set", "model.kwargs.img_size=32", "--out", str(run), check=True,
+    )  # fmt: skip
+    assert "mean 0.5,0.5,0.5 and std 0.5,0.5,0.5 from timm's pretrained_cfg" in first.stdout
+    best = run / "checkpoints" / "best.pt"
+    run_enet("eval", str(best), "--out", str(tmp_path / "eval"), check=True)
+    text = gzip.decompress((tmp_path / "eval" / "predictions.csv.gz").read_bytes()).decode()
+    header, *rows = [line.split(",") for line in text.splitlines()]
+    prob = {r[header.index("file")]: float(r[header.index("p_true")]) for r in rows}
+    predicted = json.loads(
+        run_enet("predict", str(best), str(data / "val"), "--json", "--top-k", "4",
+                 check=True).stdout
+    )  # fmt: skip
+    assert len(predicted) == len(prob) == 8
+    for row in predicted:
+        path = row["path"]
+        true = next(c for c in ("ant", "bee", "cat", "dog") if f"/val/{c}/" in path)
+        p = dict(zip(row["classes"], row["probs"], strict=True))[true]
+        key = next(k for k in prob if path.endswith(k))
+        assert abs(p - prob[key]) < 2e-4, (path, p, prob[key])  # p_true has 4 digits
+    info = json.loads(
+        run_enet("export", str(best), "--format", "exported", "--out", str(tmp_path / "m.pt2"),
+                 "--json", check=True).stdout
+    )  # fmt: skip
+    assert info["mean"] == info["std"] == [0.5, 0.5, 0.5]
+
+
 def test_models_lists_a_zoo_and_says_when_timm_is_missing():
     proc = run_enet("models", "--zoo", "timm", "--filter", "test_res*", "--json", check=True)
     (row,) = json.loads(proc.stdout)
@@ -129,6 +185,10 @@ def test_models_lists_a_zoo_and_says_when_timm_is_missing():
         assert "pip install 'enet[timm]'" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def _listed(values) -> str:
+    return ",".join(f"{v:g}" for v in values)
+
+
 def _final(run):
     return torch.load(run / "checkpoints" / "last.pt", weights_only=True)
 
@@ -143,8 +203,9 @@ def test_a_timm_model_trains_resumes_exactly_evaluates_predicts_exports_and_fine
             "--set", "train.ema_decay=0.9", "--set", "data.min_res=16"]  # fmt: skip
     full = tmp_path / "full"
     first = run_enet("train", *args, "--out", str(full), check=True)
-    crop = timm.models.get_pretrained_cfg("test_resnet").crop_pct
-    assert f"32px (crop {crop} from timm's pretrained_cfg)" in first.stdout
+    cfg = timm.models.get_pretrained_cfg("test_resnet")  # timm's test models take mean/std 0.5
+    own = f"crop {cfg.crop_pct}, mean {_listed(cfg.mean)} and std {_listed(cfg.std)}"
+    assert f"32px ({own} from timm's pretrained_cfg)" in first.stdout
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
         [sys.executable, "-m", "enet", "train", *args, "--out", str(killed)],

@@ -10,7 +10,7 @@ import torch
 
 from ..choices import CROPS, LOADERS
 from ..errors import EnetError
-from .common import Resolutions, TrainPlan
+from .common import IMAGENET_MEAN, IMAGENET_STD, Normalizer, Resolutions, TrainPlan
 from .datasets import DatasetIndex, index_dataset, resolve_data
 
 
@@ -44,6 +44,8 @@ def build_loaders(
     seed: int = 0,
     workers: int | None = None,
     channels_last: bool = False,
+    mean: tuple[float, ...] = IMAGENET_MEAN,
+    std: tuple[float, ...] = IMAGENET_STD,
     eval_batch_size: int | None = None,
     randaugment_impl: str = "auto",
     min_res: int = 0,
@@ -55,8 +57,9 @@ def build_loaders(
     """-> (train_loader, val_loader, classes).
 
     Each loader is re-iterable (one pass per `iter()`), has `len()` in batches and yields
-    (float images normalised with ImageNet mean/std, int64 labels) on `device`. The train loader
-    has a position (`state_dict()` / `load_state_dict()`) for exact resume. Both carry
+    (float images normalised with `mean` and `std`, RGB on the 0-1 scale: ImageNet's unless
+    given, a model's own from `settings.resolve_normalization`; int64 labels) on `device`. The
+    train loader has a position (`state_dict()` / `load_state_dict()`) for exact resume. Both carry
     `.backend` ("dali" or "torch"), `.backend_note` (why it was chosen) and `.skipped` (bad
     files left out). `crop`: "random-resized" (area from `min_scale` to 1, aspect 3/4 to 4/3)
     "resize" (the whole image squashed to res x res) or "square" (the largest square at a
@@ -81,12 +84,13 @@ def build_loaders(
             f"batch size {batch_size} is larger than the {plan.per_rank} training images each of "
             f"{world_size} rank(s) gets; lower --batch-size"
         )
+    normalize = Normalizer(s.device, channels_last, _channels(mean, "mean"), _channels(std, "std"))
     options = dict(
         min_scale=min_scale,
         crop=crop,
         randaugment=tuple(randaugment),
         device=s.device,
-        channels_last=channels_last,
+        normalize=normalize,
         workers=s.workers,
     )
     if s.backend == "dali":
@@ -102,9 +106,8 @@ def build_loaders(
     train.backend_note, train.skipped = s.note, len(s.index.skipped)
     train.failures.root, train.listing_skipped = s.index.root, tuple(sorted(s.index.skipped))
     val = _eval_loader(
-        s, eval_res or res, eval_batch_size or batch_size, crop_pct, rank, world_size,
-        channels_last,
-    )  # fmt: skip
+        s, eval_res or res, eval_batch_size or batch_size, crop_pct, rank, world_size, normalize
+    )
     return train, val, list(s.index.classes)
 
 
@@ -120,12 +123,15 @@ def build_eval_loader(
     world_size: int = 1,
     workers: int | None = None,
     channels_last: bool = False,
+    mean: tuple[float, ...] = IMAGENET_MEAN,
+    std: tuple[float, ...] = IMAGENET_STD,
     val_pct: float | None = None,
     split_seed: int = 0,
 ):
     """-> (val_loader, classes): the evaluation half of `build_loaders`, alone."""
     s = _prepare(data, loader, res, batch_size, device, workers, crop_pct, val_pct, split_seed)
-    val = _eval_loader(s, res, batch_size, crop_pct, rank, world_size, channels_last)
+    normalize = Normalizer(s.device, channels_last, _channels(mean, "mean"), _channels(std, "std"))
+    val = _eval_loader(s, res, batch_size, crop_pct, rank, world_size, normalize)
     return val, list(s.index.classes)
 
 
@@ -184,7 +190,16 @@ def _resolutions(res: int, min_res: int, ramp: tuple[float, float]) -> Resolutio
     return Resolutions(res, min_res, start, end)
 
 
-def _eval_loader(s: _Setup, res, batch_size, crop_pct, rank, world_size, channels_last):
+def _channels(values, name: str) -> tuple[float, ...]:
+    """A normalisation's mean or std: three values (RGB, 0-1 scale), std above zero."""
+    values = tuple(float(v) for v in values)
+    if len(values) != 3 or (name == "std" and min(values) <= 0):
+        what = "three values above 0" if name == "std" else "three values"
+        raise EnetError(f"{name} must be {what} (RGB, on the 0-1 scale), got {values}")
+    return values
+
+
+def _eval_loader(s: _Setup, res, batch_size, crop_pct, rank, world_size, normalize):
     if s.backend == "dali":
         from .dali import DaliEvalLoader as EvalLoader
     else:
@@ -197,7 +212,7 @@ def _eval_loader(s: _Setup, res, batch_size, crop_pct, rank, world_size, channel
         rank=rank,
         world_size=world_size,
         device=s.device,
-        channels_last=channels_last,
+        normalize=normalize,
         workers=s.workers,
     )
     val.backend_note, val.skipped = s.note, len(s.index.skipped)

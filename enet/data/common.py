@@ -122,17 +122,25 @@ def eval_batches(num_samples: int, batch_size: int, rank: int, world_size: int) 
 
 
 class Normalizer:
-    """uint8 images (N, C, H, W, any strides) -> float on `device`, ImageNet mean/std applied.
+    """uint8 images (N, C, H, W, any strides) -> float on `device`, the model's per-channel mean
+    and std (RGB, on the 0-1 scale; ImageNet's unless the model's zoo says otherwise:
+    `settings.resolve_normalization`) applied.
 
     Done on the training device: the workers move a quarter of the bytes, and the subtraction
     and division run where they cost least.
     """
 
-    def __init__(self, device: torch.device, channels_last: bool) -> None:
+    def __init__(
+        self,
+        device: torch.device,
+        channels_last: bool,
+        mean: tuple[float, ...] = IMAGENET_MEAN,
+        std: tuple[float, ...] = IMAGENET_STD,
+    ) -> None:
         self.device = device
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
-        self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
+        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
@@ -250,7 +258,7 @@ class EvalLoaderBase:
         rank: int,
         world_size: int,
         device: torch.device,
-        channels_last: bool,
+        normalize: Normalizer,
         workers: int,
     ) -> None:
         self.files = split.files
@@ -259,7 +267,7 @@ class EvalLoaderBase:
         self.num_samples = sum(len(b) for b in self.batches)
         self.res, self.resize_to = res, int(round(res / crop_pct))
         self.batch_size, self.device, self.workers = batch_size, device, workers
-        self.normalize = Normalizer(device, channels_last)
+        self.normalize = normalize
         self.backend_note = self.backend
         self.skipped = 0
         self.failures = DecodeFailures()

@@ -116,7 +116,7 @@ class DaliTrainLoader(TrainLoaderBase):
         min_scale: float,
         randaugment: tuple[int, int],
         device: torch.device,
-        channels_last: bool,
+        normalize: Normalizer,
         workers: int,
         randaugment_impl: str = "auto",
         crop: str = "random-resized",
@@ -135,7 +135,7 @@ class DaliTrainLoader(TrainLoaderBase):
         in_dali = randaugment_impl == "dali" or (randaugment_impl == "auto" and self.gpu)
         self.dali_randaugment = tuple(randaugment) if (use_ra and in_dali) else None
         self.torch_randaugment = tuple(randaugment) if (use_ra and not in_dali) else None
-        self.normalize = Normalizer(device, channels_last)
+        self.normalize = normalize
         self.outputs = _Outputs(device)
         self._pipe = None
         self._offset = 0  # global batch index of the pipeline's first batch

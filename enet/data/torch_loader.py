@@ -280,7 +280,7 @@ class TorchTrainLoader(TrainLoaderBase):
         min_scale: float,
         randaugment: tuple[int, int],
         device: torch.device,
-        channels_last: bool,
+        normalize: Normalizer,
         workers: int,
         crop: str = "random-resized",
     ) -> None:
@@ -292,7 +292,7 @@ class TorchTrainLoader(TrainLoaderBase):
         )
         self.keys = _Keys()
         self.loader = _dataloader(self.dataset, self.keys, workers, device)
-        self.normalize = Normalizer(device, channels_last)
+        self.normalize = normalize
 
     def _iterate(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         # the sizes are fixed when the epoch starts (the workers run ahead of the loop)

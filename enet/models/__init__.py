@@ -41,7 +41,11 @@ class ModelInfo:
     # and drop-connect sat at chance after an epoch on Imagewoof (issue 33).
     train_defaults: tuple[tuple[str, object], ...] = ()
     crop_pct: float = 0.875  # default evaluation centre crop (data.crop_pct)
-    defaults_from: str = "enet's defaults"  # where resolution and crop_pct came from
+    defaults_from: str = "enet's defaults"  # where resolution, crop_pct, mean and std came from
+    # the input normalisation the model expects (RGB, 0-1 scale; data.mean, data.std): a zoo's
+    # metadata where it has one, None for ImageNet's (settings.resolve_normalization)
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
     @property
     def is_zoo(self) -> bool:
@@ -172,6 +176,8 @@ def _zoo_info(name: str) -> ModelInfo:
         functools.partial(zoo.build, name),
         crop_pct=defaults.crop_pct,
         defaults_from=defaults.source,
+        mean=defaults.mean,
+        std=defaults.std,
     )
 
 

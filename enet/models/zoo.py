@@ -2,9 +2,10 @@
 `torchvision.models.list_models` offers, built by `get_model`) and `timm:NAME` (every
 `timm.list_models()` name, built by `timm.create_model`; timm is the optional extra
 `enet[timm]`). enet builds them with the requested classes and random weights, passes
-`model.kwargs` to the constructor, and takes a default resolution and evaluation crop from the
-zoo's metadata where it has them (timm's `pretrained_cfg`, torchvision's default weights'
-transforms)."""
+`model.kwargs` to the constructor, and takes a default resolution, evaluation crop and input
+normalisation (mean, std) from the zoo's metadata where it has them (timm's `pretrained_cfg`,
+torchvision's default weights' transforms), as timm's train.py does whether or not the weights
+are pretrained."""
 
 from __future__ import annotations
 
@@ -95,6 +96,16 @@ class ZooDefaults:
     resolution: int
     crop_pct: float
     source: str  # where they came from, for the run's log
+    mean: tuple[float, ...] | None = None  # RGB, 0-1 scale; None: the zoo says nothing
+    std: tuple[float, ...] | None = None
+
+
+def _rgb(values) -> tuple[float, ...] | None:
+    """A zoo's per-channel mean or std as three values (a grey model's one value repeated)."""
+    if not values:
+        return None
+    values = tuple(float(v) for v in values)
+    return values * 3 if len(values) == 1 else values
 
 
 @functools.cache
@@ -104,7 +115,13 @@ def defaults(name: str) -> ZooDefaults:
     if zoo == "timm":
         cfg = _timm().models.get_pretrained_cfg(model)
         if cfg is not None and cfg.input_size:
-            return ZooDefaults(cfg.input_size[-1], cfg.crop_pct, "timm's pretrained_cfg")
+            return ZooDefaults(
+                cfg.input_size[-1],
+                cfg.crop_pct,
+                "timm's pretrained_cfg",
+                _rgb(cfg.mean),
+                _rgb(cfg.std),
+            )
     else:
         import torchvision.models
 
@@ -117,7 +134,11 @@ def defaults(name: str) -> ZooDefaults:
         resize = getattr(transforms, "resize_size", None)
         if crop and resize:
             return ZooDefaults(
-                crop[0], round(crop[0] / resize[0], 4), f"torchvision's {weights} transforms"
+                crop[0],
+                round(crop[0] / resize[0], 4),
+                f"torchvision's {weights} transforms",
+                _rgb(getattr(transforms, "mean", None)),
+                _rgb(getattr(transforms, "std", None)),
             )
     return ZooDefaults(DEFAULT_RESOLUTION, DEFAULT_CROP_PCT, "enet's defaults")
 

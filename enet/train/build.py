@@ -12,7 +12,7 @@ from torch import nn
 from ..config import Config
 from ..data import build_loaders
 from ..models import create_model, set_grad_checkpointing
-from ..settings import model_options, resolve_crop_pct
+from ..settings import model_options, resolve_crop_pct, resolve_normalization
 from . import distributed
 from .ema import EMA
 from .init import initialise
@@ -23,6 +23,7 @@ def build_data(cfg: Config, env: distributed.DistEnv, res: int, left_out=None):
     """The run's loaders; a resumed run leaves out the files its start left out (`left_out`,
     from its checkpoint), so that files found bad since do not change its sample order."""
     d, t = cfg.data, cfg.train
+    mean, std = resolve_normalization(cfg)
     return build_loaders(
         d.data,
         res,
@@ -39,6 +40,8 @@ def build_data(cfg: Config, env: distributed.DistEnv, res: int, left_out=None):
         seed=t.seed,
         workers=d.workers,
         channels_last=t.channels_last,
+        mean=mean,
+        std=std,
         min_res=d.min_res,
         ramp=(d.ramp_start, d.ramp_end),
         val_pct=d.val_pct,
