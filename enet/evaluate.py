@@ -44,6 +44,27 @@ def eval_folder(checkpoint: Path, res: int, tta: bool, ema: bool, data: str | No
     return checkpoint.resolve().parent.parent / "eval" / name
 
 
+def _val_loader(cfg, data, eval_res, batch_size, loader, dev, workers):
+    """The validation images as the run evaluated them (its crop, normalisation, channel
+    layout), from --data or the run's own data: (loader, the data's classes)."""
+    mean, std = resolve_normalization(cfg)
+    return build_eval_loader(
+        data or cfg.data.data,
+        eval_res,
+        batch_size or cfg.train.batch_size,
+        loader=loader,
+        device=dev,
+        crop_pct=resolve_crop_pct(cfg),
+        workers=workers,
+        channels_last=cfg.train.channels_last,
+        mean=mean,
+        std=std,
+        # the run's own held-out split, made again; another --data brings its own
+        val_pct=cfg.data.val_pct if data is None else None,
+        split_seed=cfg.data.split_seed,
+    )
+
+
 def run_eval(
     checkpoint: str,
     *,
@@ -76,22 +97,7 @@ def run_eval(
     _check_out(out_dir, options, overwrite)
     dev = resolve_device(device)
     retain_on_cpu(dev, cfg.train.retain_cpu_memory)
-    mean, std = resolve_normalization(cfg)
-    val, data_classes = build_eval_loader(
-        options["data"],
-        eval_res,
-        batch_size or cfg.train.batch_size,
-        loader=loader,
-        device=dev,
-        crop_pct=resolve_crop_pct(cfg),
-        workers=workers,
-        channels_last=cfg.train.channels_last,
-        mean=mean,
-        std=std,
-        # the run's own held-out split, made again; another --data brings its own
-        val_pct=cfg.data.val_pct if data is None else None,
-        split_seed=cfg.data.split_seed,
-    )
+    val, data_classes = _val_loader(cfg, data, eval_res, batch_size, loader, dev, workers)
     _check_classes(classes, data_classes)
     if data is None and cfg.data.val_pct and val_digest not in (None, val.val_digest):
         raise EnetError(

@@ -56,22 +56,20 @@ def build_loaders(
 ):
     """-> (train_loader, val_loader, classes).
 
-    Each loader is re-iterable (one pass per `iter()`), has `len()` in batches and yields
-    (float images normalised with `mean` and `std`, RGB on the 0-1 scale: ImageNet's unless
-    given, a model's own from `settings.resolve_normalization`; int64 labels) on `device`. The
-    train loader has a position (`state_dict()` / `load_state_dict()`) for exact resume. Both carry
-    `.backend` ("dali" or "torch"), `.backend_note` (why it was chosen) and `.skipped` (bad
-    files left out). `crop`: "random-resized" (area from `min_scale` to 1, aspect 3/4 to 4/3)
-    "resize" (the whole image squashed to res x res) or "square" (the largest square at a
-    random place, resized: fastai's `Resize`, ResizeMethod.Crop). `randaugment=(n, m)`: n
-    operations at magnitude bin m of 31 (torchvision's convention); n = 0 turns it off.
-    `randaugment_impl` (DALI backend): "auto" runs DALI's own RandAugment on the GPU and enet's
-    batched one on the CPU (several times faster there); "dali" or "enet" force one. Progressive
-    resizing: `min_res` > 0 trains at `min_res` until the fraction ramp[0] of the run, rising to
-    `res` by ramp[1] (common.Resolutions; the training loop sets the run's length on
-    `train.sizes`). Data without a validation split needs `val_pct`: a stratified split seeded
-    by `split_seed` (data/labels.py). `left_out`: the files to leave out, exactly (a resumed
-    run's, as its listing left them out: `train.listing_skipped`), instead of checking again.
+    Each loader is re-iterable (a pass per `iter()`), has `len()` in batches, yields (float images
+    less `mean`, over `std`: RGB, 0-1 scale, a model's from `resolve_normalization`; int64 labels)
+    on `device`; the train loader has a position (`state_dict()`) for exact resume. Both carry
+    `.backend` ("dali" or "torch"), `.backend_note` (why it was chosen) and `.skipped` (bad files
+    left out). `crop`: "random-resized" (area from `min_scale` to 1, aspect 3/4 to 4/3) "resize"
+    (the whole image squashed to res x res) or "square" (the largest square at a random place,
+    resized: fastai's `Resize`, ResizeMethod.Crop). `randaugment=(n, m)`: n operations at magnitude
+    bin m of 31 (torchvision's convention); n = 0 turns it off. `randaugment_impl` (DALI backend):
+    "auto" runs DALI's own RandAugment on the GPU and enet's batched one on the CPU; "dali" or
+    "enet" force one. Progressive resizing: `min_res` > 0 trains at `min_res` until the fraction
+    ramp[0] of the run, rising to `res` by ramp[1] (common.Resolutions; the training loop sets the
+    run's length on `train.sizes`). Data without a validation split needs `val_pct`: a stratified
+    split seeded by `split_seed` (data/labels.py). `left_out`: the files to leave out, unchecked (a
+    resumed run's `train.listing_skipped`).
     """
     _check_train_args(min_scale, crop, randaugment, randaugment_impl)
     sizes = _resolutions(res, min_res, ramp)
