@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 # Two worker processes (pytest-xdist), each taking whole test modules (loadscope: a module's
 # fixtures, such as a trained run folder, are built once); enet's commands start forked from a
-# server that imported enet once (tests/cli_process.py): 10:38 for 356 tests on 2 cores (CI).
+# server that imported enet once (tests/cli_process.py): 11:29 for 361 tests on 2 cores (CI).
 # PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= 2
 test: install
