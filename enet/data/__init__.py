@@ -82,7 +82,7 @@ def build_loaders(
             f"batch size {batch_size} is larger than the {plan.per_rank} training images each of "
             f"{world_size} rank(s) gets; lower --batch-size"
         )
-    normalize = Normalizer(s.device, channels_last, _channels(mean, "mean"), _channels(std, "std"))
+    normalize = _normalizer(s.device, channels_last, mean, std)
     options = dict(
         min_scale=min_scale,
         crop=crop,
@@ -128,7 +128,7 @@ def build_eval_loader(
 ):
     """-> (val_loader, classes): the evaluation half of `build_loaders`, alone."""
     s = _prepare(data, loader, res, batch_size, device, workers, crop_pct, val_pct, split_seed)
-    normalize = Normalizer(s.device, channels_last, _channels(mean, "mean"), _channels(std, "std"))
+    normalize = _normalizer(s.device, channels_last, mean, std)
     val = _eval_loader(s, res, batch_size, crop_pct, rank, world_size, normalize)
     return val, list(s.index.classes)
 
@@ -188,13 +188,17 @@ def _resolutions(res: int, min_res: int, ramp: tuple[float, float]) -> Resolutio
     return Resolutions(res, min_res, start, end)
 
 
-def _channels(values, name: str) -> tuple[float, ...]:
-    """A normalisation's mean or std: three values (RGB, 0-1 scale), std above zero."""
-    values = tuple(float(v) for v in values)
-    if len(values) != 3 or (name == "std" and min(values) <= 0):
-        what = "three values above 0" if name == "std" else "three values"
-        raise EnetError(f"{name} must be {what} (RGB, on the 0-1 scale), got {values}")
-    return values
+def _normalizer(device, channels_last: bool, mean, std) -> Normalizer:
+    """The one Normalizer a builder's loaders share; mean and std: three values each (RGB, 0-1
+    scale), std above zero."""
+    checked = []
+    for name, values in (("mean", mean), ("std", std)):
+        values = tuple(float(v) for v in values)
+        if len(values) != 3 or (name == "std" and min(values) <= 0):
+            what = "three values above 0" if name == "std" else "three values"
+            raise EnetError(f"{name} must be {what} (RGB, on the 0-1 scale), got {values}")
+        checked.append(values)
+    return Normalizer(device, channels_last, *checked)
 
 
 def _eval_loader(s: _Setup, res, batch_size, crop_pct, rank, world_size, normalize):
